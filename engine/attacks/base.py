@@ -1,0 +1,160 @@
+"""The call protocol shared by every attack (after torchattacks, without its image assumptions).
+
+An attack is built with its model and hyper-parameters, then called on a batch::
+
+    attack = SMART(model, skeleton, iterations=300)
+    result = attack(x, y)                 # untargeted
+    result = attack(x, y, target=t)       # targeted strategies
+
+``x`` is a float tensor (N, C=3, T, V, M) of joint positions in metres, as the classifiers take it; ``y``
+the true labels (N,). The attack
+
+* restores the model's train/eval mode when it returns, and never fills parameter ``.grad``
+  (gradients are taken with ``torch.autograd.grad`` on the input only);
+* runs on whatever device the model is on (inputs are moved there);
+* is batched: every sample has its own state and stops on its own;
+* does not clamp to [0, 1]: coordinates are metres, budgets are per joint or per frame;
+* reports progress through ``progress(done, total, info)`` and checks ``cancel()`` once per iteration,
+  raising :class:`~engine.errors.CancelledError` when it returns True.
+
+It returns an :class:`AttackResult`. Attacks are registered by name in :data:`ATTACKS` with
+:func:`register_attack`; look them up with :func:`get_attack` (no eval, no dotted-string imports).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from engine.errors import AttackError, CancelledError
+
+ProgressFn = Callable[[int, int, dict], None]
+CancelFn = Callable[[], bool]
+
+
+@dataclass
+class AttackResult:
+    """What an attack returns.
+
+    ``adversarial``: (N, C, T, V, M) tensor on the CPU. ``success``: (N,) bool. ``iterations``: (N,) int,
+    the iteration at which each sample first succeeded (or the total when it never did). ``queries``: (N,) int
+    model queries (black-box attacks; for white-box attacks the forward passes). ``history``: per-iteration
+    lists keyed by term (``"Lc"``, ``"Lp"``, ``"l_dyn"``, ``"l_bl"``, ``"pred"`` ...), each entry a list of
+    N floats/ints. ``predictions``: (N,) final predicted class. ``params``: the hyper-parameters used.
+    """
+
+    adversarial: torch.Tensor
+    success: torch.Tensor
+    iterations: torch.Tensor
+    predictions: torch.Tensor
+    queries: torch.Tensor | None = None
+    history: dict[str, list] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def success_rate(self) -> float:
+        return float(self.success.float().mean()) if self.success.numel() else 0.0
+
+
+class Attack:
+    """Base class: holds the model, moves data to its device, keeps its mode, runs callbacks."""
+
+    name: str = "attack"
+    threat_model: str = "white-box"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        progress: ProgressFn | None = None,
+        cancel: CancelFn | None = None,
+    ) -> None:
+        self.model = model
+        self.progress = progress
+        self.cancel = cancel
+
+    @property
+    def device(self) -> torch.device:
+        for p in self.model.parameters():
+            return p.device
+        for b in self.model.buffers():
+            return b.device
+        return torch.device("cpu")
+
+    @contextlib.contextmanager
+    def _eval_mode(self) -> Iterator[None]:
+        """Put the model in eval mode and freeze its parameters; restore both afterwards."""
+        was_training = self.model.training
+        flags = [(p, p.requires_grad) for p in self.model.parameters()]
+        self.model.eval()
+        for p, _ in flags:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p, flag in flags:
+                p.requires_grad_(flag)
+            self.model.train(was_training)
+
+    def _tick(self, done: int, total: int, info: dict | None = None) -> None:
+        if self.cancel is not None and self.cancel():
+            raise CancelledError(f"{self.name} cancelled after {done} of {total} iterations")
+        if self.progress is not None:
+            self.progress(done, total, info or {})
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = None) -> AttackResult:
+        if x.ndim != 5 or x.shape[1] != 3:
+            raise AttackError(f"attacks take (N, 3, T, V, M) clips, got shape {tuple(x.shape)}")
+        y = torch.as_tensor(y, dtype=torch.long).reshape(-1)
+        if y.shape[0] != x.shape[0]:
+            raise AttackError(f"{x.shape[0]} clips but {y.shape[0]} labels")
+        if target is not None:
+            target = torch.as_tensor(target, dtype=torch.long).reshape(-1)
+            if target.numel() == 1 and y.numel() > 1:
+                target = target.expand_as(y).clone()
+            if (target == y).any():
+                bad = int(torch.nonzero(target == y)[0])
+                raise AttackError(
+                    f"sample {bad}: the target class {int(target[bad])} equals its true class; "
+                    "choose a different target"
+                )
+        device = self.device
+        with self._eval_mode():
+            result = self.run(
+                x.detach().to(device, torch.float32),
+                y.to(device),
+                None if target is None else target.to(device),
+            )
+        return result
+
+    def run(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> AttackResult:
+        raise NotImplementedError
+
+
+ATTACKS: dict[str, type[Attack]] = {}
+
+
+def register_attack(name: str) -> Callable[[type[Attack]], type[Attack]]:
+    def deco(cls: type[Attack]) -> type[Attack]:
+        if name in ATTACKS and ATTACKS[name] is not cls:
+            raise ValueError(f"attack name {name!r} registered twice")
+        cls.name = name
+        ATTACKS[name] = cls
+        return cls
+
+    return deco
+
+
+def get_attack(name: str) -> type[Attack]:
+    import engine.attacks  # noqa: F401  (registers the built-in attacks)
+
+    try:
+        return ATTACKS[name]
+    except KeyError:
+        raise AttackError(f"unknown attack {name!r}; available: {', '.join(sorted(ATTACKS))}") from None

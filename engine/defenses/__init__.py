@@ -1,0 +1,1 @@
+"""Defences for skeleton classifiers (BEAT and baselines)."""

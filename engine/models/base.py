@@ -1,0 +1,132 @@
+"""What every classifier shares: the network base class, the model registry and :class:`Classifier`.
+
+Networks take ``(N, C=3, T, V, M)`` tensors and a :class:`~engine.skeletons.Skeleton` from which they build
+their graph. A :class:`Classifier` is a network plus everything needed to use it on raw clips: the skeleton,
+the class names, the input normalisation and the preprocessing (fps, window length, root centring). Its
+``forward`` takes clips in **metres** (already resampled, windowed and root-centred as ``preprocessing``
+says) and normalises them itself, so attacks and metrics work in metres and never see normalised values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from engine.errors import CheckpointError
+from engine.skeletons import Skeleton
+
+
+class SkeletonNet(nn.Module):
+    """Base class of the architectures in :mod:`engine.models`.
+
+    Subclasses implement ``features(x) -> (N, D)`` (the penultimate representation, used by BEAT's
+    post-train head) and set ``self.feature_dim`` and ``self.fc`` (the final linear layer), so that
+    ``forward(x) = fc(features(x))``.
+    """
+
+    feature_dim: int
+
+    def __init__(self, skeleton: Skeleton, num_classes: int, in_channels: int = 3) -> None:
+        super().__init__()
+        self.skeleton = skeleton
+        self.num_classes = int(num_classes)
+        self.in_channels = int(in_channels)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x))
+
+
+MODELS: dict[str, type[SkeletonNet]] = {}
+
+
+def register_model(name: str) -> Callable[[type[SkeletonNet]], type[SkeletonNet]]:
+    def deco(cls: type[SkeletonNet]) -> type[SkeletonNet]:
+        if name in MODELS and MODELS[name] is not cls:
+            raise ValueError(f"model name {name!r} registered twice")
+        cls.arch_name = name
+        MODELS[name] = cls
+        return cls
+
+    return deco
+
+
+def build_model(name: str, skeleton: Skeleton, num_classes: int, **kwargs: Any) -> SkeletonNet:
+    import engine.models  # noqa: F401  (registers the built-in architectures)
+
+    try:
+        cls = MODELS[name]
+    except KeyError:
+        raise CheckpointError(f"unknown architecture {name!r}; available: {', '.join(sorted(MODELS))}") from None
+    return cls(skeleton, num_classes, **kwargs)
+
+
+class Classifier(nn.Module):
+    """A trained network with its skeleton, classes, normalisation and preprocessing.
+
+    ``mean``/``std`` broadcast against ``(N, C, T, V, M)`` (shape ``(1, C, 1, V or 1, 1)``).
+    ``preprocessing`` holds ``fps`` (target frame rate), ``window`` (frames per sample), ``root_centre``
+    (bool) and any further options of :func:`engine.data.preprocess_clip`.
+    """
+
+    def __init__(
+        self,
+        net: SkeletonNet,
+        class_names: list[str],
+        *,
+        mean: torch.Tensor | None = None,
+        std: torch.Tensor | None = None,
+        preprocessing: dict | None = None,
+        arch: str | None = None,
+        arch_kwargs: dict | None = None,
+        meta: dict | None = None,
+    ) -> None:
+        super().__init__()
+        if len(class_names) != net.num_classes:
+            raise CheckpointError(
+                f"{len(class_names)} class names for a network with {net.num_classes} outputs"
+            )
+        self.net = net
+        self.skeleton = net.skeleton
+        self.class_names = list(class_names)
+        self.register_buffer("mean", torch.zeros(1, 3, 1, 1, 1) if mean is None else mean.float().clone())
+        self.register_buffer("std", torch.ones(1, 3, 1, 1, 1) if std is None else std.float().clone())
+        self.preprocessing = dict(preprocessing or {})
+        self.arch = arch or getattr(net, "arch_name", type(net).__name__)
+        self.arch_kwargs = dict(arch_kwargs or {})
+        self.meta = dict(meta or {})
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self.normalise(x))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.features(self.normalise(x))
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.net.fc(features)
+
+    @torch.no_grad()
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        was = self.training
+        self.eval()
+        try:
+            return torch.softmax(self(x.to(self.mean.device)), dim=-1)
+        finally:
+            self.train(was)
+
+    @property
+    def forward_passes_per_prediction(self) -> int:
+        """How many network evaluations one prediction costs (1 here; Bayesian/smoothed models say more)."""
+        return 1

@@ -1,0 +1,5 @@
+import sys
+
+from skelviz.cli import main
+
+sys.exit(main())
