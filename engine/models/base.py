@@ -28,6 +28,9 @@ class SkeletonNet(nn.Module):
     """
 
     feature_dim: int
+    #: Named keyword presets: ``"paper"`` (the published size, the constructor defaults) and ``"small"``
+    #: (narrow and shallow enough to train on a CPU in minutes). See :func:`preset_kwargs`.
+    PRESETS: dict[str, dict[str, Any]] = {"paper": {}, "small": {}}
 
     def __init__(self, skeleton: Skeleton, num_classes: int, in_channels: int = 3) -> None:
         super().__init__()
@@ -40,6 +43,17 @@ class SkeletonNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x))
+
+
+def fold_bodies(x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+    """(N, C, T, V, M) → ((N·M, C, T, V), N, M): every body becomes a sample of its own."""
+    n, c, t, v, m = x.shape
+    return x.permute(0, 4, 1, 2, 3).reshape(n * m, c, t, v), n, m
+
+
+def average_bodies(features: torch.Tensor, n: int, m: int) -> torch.Tensor:
+    """(N·M, D) → (N, D): the mean over the bodies of each sample."""
+    return features.reshape(n, m, -1).mean(dim=1)
 
 
 MODELS: dict[str, type[SkeletonNet]] = {}
@@ -64,6 +78,18 @@ def build_model(name: str, skeleton: Skeleton, num_classes: int, **kwargs: Any) 
     except KeyError:
         raise CheckpointError(f"unknown architecture {name!r}; available: {', '.join(sorted(MODELS))}") from None
     return cls(skeleton, num_classes, **kwargs)
+
+
+def preset_kwargs(name: str, width: str = "paper") -> dict[str, Any]:
+    """Constructor keywords of architecture ``name`` for a named width preset (``"paper"`` or ``"small"``)."""
+    import engine.models  # noqa: F401
+
+    if name not in MODELS:
+        raise CheckpointError(f"unknown architecture {name!r}; available: {', '.join(sorted(MODELS))}")
+    presets = MODELS[name].PRESETS
+    if width not in presets:
+        raise CheckpointError(f"architecture {name!r} has no width preset {width!r}; choose one of {sorted(presets)}")
+    return dict(presets[width])
 
 
 class Classifier(nn.Module):
