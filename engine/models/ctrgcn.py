@@ -26,8 +26,7 @@ import torch
 from torch import nn
 
 from engine.models.base import SkeletonNet, average_bodies, register_model
-from engine.models.blocks import data_bn_fold
-from engine.models.blocks import MultiScaleTemporalConv, TemporalConv, residual_path, stage_schedule
+from engine.models.blocks import MultiScaleTemporalConv, TemporalConv, data_bn_fold, residual_path, stage_schedule
 from engine.models.graph import graph_skeleton, inward_outward_partition
 from engine.skeletons import Skeleton
 
