@@ -217,7 +217,12 @@ class ClipDataset(Sequence):
     # -- selections -------------------------------------------------------------------------------------------------
     def subset(self, indices: Iterable[int]) -> ClipDataset:
         """The clips at ``indices`` (in that order), keeping the class names and skeleton."""
-        idx = [int(i) for i in np.asarray(list(indices) if not isinstance(indices, np.ndarray) else indices).ravel()]
+        arr = np.asarray(indices if isinstance(indices, np.ndarray) else list(indices))
+        if arr.dtype == bool:
+            if arr.shape != (len(self),):
+                raise IndexError(f"boolean mask of shape {arr.shape} for {len(self)} clips")
+            arr = np.flatnonzero(arr)
+        idx = [int(i) for i in arr.ravel()]
         return ClipDataset(
             [self._clips[i] for i in idx], self._class_names, skeleton=self._skeleton, name=self.name,
             source=self.source,

@@ -114,15 +114,9 @@ def detect_format(path: str | Path) -> str:
 
 def find_asf(amc: str | Path) -> Path | None:
     """The ASF skeleton for an AMC motion: the only .asf beside it, or the one whose name prefixes the AMC's."""
-    amc = Path(amc)
-    candidates = sorted(p for p in amc.parent.glob("*") if p.suffix.lower() == ".asf" and p.is_file())
-    if len(candidates) == 1:
-        return candidates[0]
-    stem = amc.stem.lower()
-    prefixed = [p for p in candidates if stem.startswith(p.stem.lower())]
-    if prefixed:
-        return max(prefixed, key=lambda p: len(p.stem))
-    return None
+    from engine.io.acclaim import find_asf as _find_asf
+
+    return _find_asf(amc)
 
 
 def load_clip(path: str | Path, *, asf: str | Path | None = None, units: str | float | None = None,

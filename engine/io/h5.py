@@ -208,13 +208,25 @@ def save_clip_h5(clip: Clip, path: str | Path) -> Path:
     return write_clips([clip], path, kind="clip")
 
 
+def _register_if_free(skeleton: Skeleton, path: Path) -> None:
+    """Make a skeleton read from a file findable by name (checkpoints name their skeleton), unless a different
+    skeleton already holds that name."""
+    try:
+        registered = skeletons.get(skeleton.name)
+    except KeyError:
+        skeletons.register(skeleton)
+        return
+    if registered != skeleton:
+        log.warning("%s: a different skeleton is registered as %r; not registering this one", path, skeleton.name)
+
+
 # -- reading the project format -------------------------------------------------------------------------------------
 def _project_skeleton(f, path: Path) -> Skeleton:
     for attr in ("joint_names", "parents"):
         if attr not in f.attrs:
             raise DataFormatError(path, f"root attribute {attr!r} is missing", hint="the skeleton cannot be built")
     try:
-        return skeletons.from_arrays(
+        skeleton = skeletons.from_arrays(
             _attr_str(f.attrs.get("skeleton_name", path.stem)),
             _attr_strs(f.attrs["joint_names"]),
             np.asarray(f.attrs["parents"]).astype(int).tolist(),
@@ -222,6 +234,8 @@ def _project_skeleton(f, path: Path) -> Skeleton:
         )
     except SkeletonMismatchError as exc:
         raise DataFormatError(path, f"invalid skeleton in the root attributes: {exc}") from None
+    _register_if_free(skeleton, path)
+    return skeleton
 
 
 def _clip_groups(f, path: Path) -> list[tuple[str, object]]:
@@ -348,14 +362,7 @@ def _positions_skeleton(f, path: Path, skeleton_name: str | None) -> tuple[Skele
         skeleton = skeletons.from_arrays(name, joint_names, parents, "y")
     except SkeletonMismatchError as exc:
         raise DataFormatError(path, f"invalid skeleton in the root attributes: {exc}") from None
-    try:
-        registered = skeletons.get(name)
-    except KeyError:
-        registered = None
-    if registered is None:
-        skeletons.register(skeleton)
-    elif registered != skeleton:
-        log.warning("%s: a different skeleton is registered as %r; not registering this one", path, name)
+    _register_if_free(skeleton, path)
     return skeleton, float(np.asarray(f.attrs.get("fps", np.nan))), up_axis
 
 

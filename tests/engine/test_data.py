@@ -83,6 +83,7 @@ def test_dataset_labels_and_selection():
     sub = ds.subset([3, 0])
     assert [c.name for c in sub] == ["c3", "c0"] and sub.class_names == ds.class_names
     assert [c.name for c in ds[1:3]] == ["c1", "c2"]
+    assert [c.name for c in ds[ds.labels == 1]] == ["c0", "c2"]  # boolean masks select too
     assert ds.class_counts() == {"a": 1, "b": 2, "c": 1}
     with pytest.raises(DataFormatError, match="no class named 'z'"):
         ds.by_label("z")
