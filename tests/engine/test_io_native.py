@@ -295,7 +295,8 @@ def test_amc_figure_is_rigid_human_sized_and_on_the_floor(amc_clip, asf_path):
     head, ltoes, rtoes = _idx(c, "head", "ltoes", "rtoes")
     assert np.all(p[:, head, 1] > p[:, [ltoes, rtoes], 1].max(axis=1) + 1.0)  # y is up
     assert -0.02 < p[..., 1].min() < 0.05  # HDM05's floor is y = 0
-    _assert_feet_on_ground(c, ["ltoes", "rtoes", "lfoot", "rfoot"], spread=0.1)
+    # The take is a jog (over 4 m in 1.7 s): the lowest foot leaves the floor by up to 10 cm in flight phases.
+    _assert_feet_on_ground(c, ["ltoes", "rtoes", "lfoot", "rfoot"], spread=0.15)
 
 
 def test_amc_zero_motion_is_the_asf_rest_pose(amc_path, asf_path, tmp_path):
