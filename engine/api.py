@@ -1,0 +1,663 @@
+"""The narrow, Qt-free facade that the desktop app and the studies use.
+
+Every function here delegates to the module that owns the work (``engine.io`` reads and writes files,
+``engine.data`` preprocesses, ``engine.models`` loads classifiers, ``engine.attacks`` attacks,
+``engine.metrics`` measures, ``engine.defenses`` defends); this module only adapts their results to what a
+front end needs: plain numpy arrays, :class:`~engine.data.Clip` objects, progress callbacks that carry plain
+Python values, and :class:`~engine.errors.SkelvizError` for everything a user can cause.
+
+Nothing here keeps state between calls, so it is safe to call from worker threads.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.data import Clip, ClipDataset
+from engine.errors import AttackError, CheckpointError, DefenceError, SkelvizError, UnsupportedFormatError
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int, dict], None]
+CancelFn = Callable[[], bool]
+
+__all__ = [
+    "AttackOutcome",
+    "Deviations",
+    "ParamSpec",
+    "open_clip",
+    "open_dataset",
+    "demo_dataset",
+    "demo_classifier",
+    "load_classifier",
+    "available_devices",
+    "model_input",
+    "predict",
+    "attack_methods",
+    "attack_params",
+    "run_attack",
+    "deviations",
+    "export_clip",
+    "export_formats",
+    "defence_methods",
+    "defence_params",
+    "apply_defence",
+]
+
+
+# -- data ----------------------------------------------------------------------------------------------------
+def open_clip(path: str | Path, asf: str | Path | None = None) -> Clip:
+    """Read one motion file (any format :func:`engine.io.load_clip` knows)."""
+    from engine.io import load_clip
+
+    return load_clip(path, asf=asf)
+
+
+def open_dataset(path: str | Path, asf: str | Path | None = None) -> ClipDataset:
+    """Read whatever ``path`` holds as a :class:`~engine.data.ClipDataset`: a labelled dataset (HDF5, SMART
+    ``.npz``, ST-GCN ``.npy``, a folder) or a single motion file (a dataset of one clip). Its ``name`` is set
+    (the file name when the file does not carry one) so a front end can list it."""
+    from engine.io import load_dataset
+
+    path = Path(path)
+    dataset = load_dataset(path, asf=asf) if asf is not None else load_dataset(path)
+    if not dataset.name:
+        dataset.name = path.stem or path.name
+    if not dataset.source:
+        dataset.source = str(path)
+    return dataset
+
+
+def demo_dataset() -> ClipDataset:
+    """The synthetic demo dataset shipped with skelviz."""
+    from engine.assets import DEMO_DATASET, asset_path
+
+    dataset = open_dataset(asset_path(DEMO_DATASET))
+    dataset.name = "demo"
+    return dataset
+
+
+def export_formats() -> dict[str, str]:
+    """File suffix → description of the clip formats :func:`export_clip` writes."""
+    return {".h5": "HDF5", ".bvh": "BVH", ".npz": "SMART .npz"}
+
+
+def export_clip(clip: Clip, path: str | Path) -> Path:
+    """Write ``clip`` to ``path``; the suffix chooses the format (see :func:`export_formats`)."""
+    from engine.io import save_clip
+
+    path = Path(path)
+    if path.suffix.lower() not in export_formats():
+        raise UnsupportedFormatError(
+            f"cannot write {path.name}: choose one of {', '.join(export_formats())} as the file suffix"
+        )
+    save_clip(clip, path)
+    return path
+
+
+# -- classifiers ---------------------------------------------------------------------------------------------
+def load_classifier(path: str | Path, device: str = "cpu"):
+    """Load a checkpoint (any architecture, plain or defended) onto ``device`` in eval mode."""
+    from engine.models.checkpoint import load_classifier as _load
+
+    model = _load(path)
+    return model.to(device).eval()
+
+
+def demo_classifier(arch: str = "stgcn", device: str = "cpu"):
+    """One of the demo checkpoints shipped with skelviz (trained on the demo dataset)."""
+    from engine.assets import DEMO_CHECKPOINTS, asset_path
+
+    if arch not in DEMO_CHECKPOINTS:
+        raise CheckpointError(f"no demo checkpoint {arch!r}; available: {', '.join(DEMO_CHECKPOINTS)}")
+    return load_classifier(asset_path(DEMO_CHECKPOINTS[arch]), device)
+
+
+def available_devices() -> list[str]:
+    import torch
+
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        devices.append("mps")
+    return devices
+
+
+def _device_of(model) -> Any:
+    import torch
+
+    for t in list(model.parameters()) + list(model.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
+def model_input(classifier, clip: Clip) -> Clip:
+    """``clip`` as ``classifier`` sees it: mapped to its skeleton and preprocessed as its checkpoint says
+    (:func:`engine.data.preprocess_clip`: resampled, root-centred ...), as a Clip in metres, so the app shows
+    exactly what the classifier and the attack work on. A clip longer than the classifier's window gives its
+    first window. Raises :class:`~engine.errors.MappingError` when the clip's joints cannot be mapped onto
+    the classifier's skeleton.
+    """
+    from engine.data import map_clip, preprocess_clip
+
+    target = classifier.skeleton
+    clip = map_clip(clip, target)
+    pre = dict(getattr(classifier, "preprocessing", {}) or {})
+    if "fps" not in pre or "window" not in pre:  # a checkpoint without preprocessing takes clips as they are
+        return clip
+    x = preprocess_clip(clip, **pre)  # (W, 3, T, V, M)
+    if not len(x):
+        raise SkelvizError(f"{clip.title}: too short for the classifier's {pre['window']}-frame window")
+    bodies = x[0].transpose(3, 1, 2, 0)  # (M, T, V, 3)
+    keep = [0] + [m for m in range(1, bodies.shape[0]) if np.any(bodies[m] != 0)]
+    out = Clip.from_bodies(
+        bodies[keep], target, float(pre["fps"]), label=clip.label, name=clip.title, provenance=clip.provenance
+    )
+    return out
+
+
+def _to_tensor(clip: Clip, num_bodies: int | None = None):
+    """(M, T, V, 3) bodies → (1, 3, T, V, M) float tensor."""
+    import torch
+
+    bodies = clip.bodies
+    if num_bodies is not None and bodies.shape[0] != num_bodies:
+        if bodies.shape[0] > num_bodies:
+            bodies = bodies[:num_bodies]
+        else:
+            pad = np.zeros((num_bodies - bodies.shape[0],) + bodies.shape[1:], np.float32)
+            bodies = np.concatenate([bodies, pad])
+    return torch.from_numpy(np.ascontiguousarray(bodies.transpose(3, 1, 2, 0)))[None].float()
+
+
+def _num_bodies(classifier) -> int | None:
+    m = (getattr(classifier, "preprocessing", {}) or {}).get("num_bodies")
+    if m is None:
+        m = (getattr(classifier, "arch_kwargs", {}) or {}).get("num_person")
+    return None if m is None else int(m)
+
+
+def predict(classifier, clip: Clip, *, preprocessed: bool = False) -> np.ndarray:
+    """Class probabilities (C,) that ``classifier`` gives ``clip``."""
+    x_clip = clip if preprocessed else model_input(classifier, clip)
+    x = _to_tensor(x_clip, _num_bodies(classifier)).to(_device_of(classifier))
+    return classifier.predict_proba(x)[0].detach().cpu().numpy().astype(np.float64)
+
+
+def class_index(classifier, label: str | int | None) -> int | None:
+    """The index of ``label`` among the classifier's classes (None when unknown)."""
+    if label is None:
+        return None
+    if isinstance(label, (int, np.integer)):
+        return int(label) if 0 <= int(label) < len(classifier.class_names) else None
+    lowered = [n.lower() for n in classifier.class_names]
+    return lowered.index(str(label).lower()) if str(label).lower() in lowered else None
+
+
+# -- parameters ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ParamSpec:
+    """One hyper-parameter of an attack or defence, read from its constructor's signature."""
+
+    name: str
+    default: Any
+    kind: type  # bool, int, float, str, list (a sequence of floats)
+    choices: tuple = ()
+    doc: str = ""
+
+
+# Constructor arguments the front end fills itself rather than showing as parameters.
+_RESERVED = {
+    "self",
+    "model",
+    "classifier",
+    "skeleton",
+    "progress",
+    "cancel",
+    "device",
+    "fps",
+    "dt",
+    "seed",
+    "limits",
+    "joint_weights",
+    "discriminator",
+}
+# Choices of string parameters, for attacks/defences that do not declare ``param_choices`` themselves.
+_KNOWN_CHOICES = {"update": ("gd", "adam"), "norm": ("linf", "l2")}
+
+
+def _param_docs(cls) -> dict[str, str]:
+    """``name: text`` lines from a class docstring's argument section (best effort, for tooltips)."""
+    docs: dict[str, str] = {}
+    for line in inspect.getdoc(cls).splitlines() if inspect.getdoc(cls) else []:
+        line = line.strip().lstrip("*-` ")
+        head, sep, text = line.partition(":")
+        head = head.strip("`* ").split(" ")[0]
+        if sep and head.isidentifier() and text.strip():
+            docs.setdefault(head, text.strip())
+    return docs
+
+
+def _specs_of(cls, extra_reserved: set[str] = frozenset()) -> list[ParamSpec]:
+    sig = inspect.signature(cls.__init__)
+    docs = _param_docs(cls)
+    choices_of = {**_KNOWN_CHOICES, **(getattr(cls, "param_choices", {}) or {})}
+    specs = []
+    for p in sig.parameters.values():
+        if p.name in _RESERVED or p.name in extra_reserved or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if p.default is inspect.Parameter.empty:
+            continue
+        d = p.default
+        if isinstance(d, bool):
+            kind = bool
+        elif isinstance(d, int):
+            kind = int
+        elif isinstance(d, float):
+            kind = float
+        elif isinstance(d, str):
+            kind = str
+        elif isinstance(d, (tuple, list)) and all(isinstance(v, (int, float)) for v in d):
+            kind = list
+        elif d is None:
+            # Optional values: numbers only (budgets, seeds); optional arrays/tensors are not form fields.
+            ann = "" if p.annotation is inspect.Parameter.empty else str(p.annotation)
+            if any(t in ann for t in ("Sequence", "Tensor", "ndarray", "list", "tuple", "str")):
+                continue
+            kind = int if ("int" in ann and "float" not in ann) else float
+        else:
+            continue
+        choices = tuple(choices_of.get(p.name, ())) if kind is str or p.name == "strategy" else ()
+        specs.append(ParamSpec(p.name, d, kind, choices, docs.get(p.name, "")))
+    return specs
+
+
+# -- attacks -------------------------------------------------------------------------------------------------
+STRATEGY_PARAMS = ("strategy", "top_n", "target")
+
+
+def attack_methods() -> list[str]:
+    """Registered attack names, SMART first."""
+    from engine.attacks import ATTACKS, get_attack
+
+    try:
+        get_attack("smart")  # importing the package registers the built-ins
+    except AttackError:
+        pass
+    return sorted(ATTACKS, key=lambda n: (n != "smart", n))
+
+
+def attack_info(method: str) -> dict:
+    """What the front end needs to draw an attack's form: threat model, strategies, parameters."""
+    from engine.attacks import get_attack
+
+    cls = get_attack(method)
+    specs = _specs_of(cls)
+    strategies = ()
+    for s in specs:
+        if s.name == "strategy":
+            strategies = s.choices or tuple(getattr(cls, "strategies", ())) or ("ab", "abn", "sa")
+    return {
+        "name": method,
+        "threat_model": getattr(cls, "threat_model", "white-box"),
+        "doc": (inspect.getdoc(cls) or "").split("\n\n")[0],
+        "strategies": tuple(strategies),
+        "params": [s for s in specs if s.name not in STRATEGY_PARAMS],
+        "has_top_n": any(s.name == "top_n" for s in specs),
+    }
+
+
+def attack_params(method: str) -> list[ParamSpec]:
+    return attack_info(method)["params"]
+
+
+@dataclass
+class AttackOutcome:
+    """One clip's attack: the model-input clean clip, its adversarial twin, and what happened."""
+
+    method: str
+    clean: Clip
+    adversarial: Clip
+    success: bool
+    iterations: int
+    queries: int | None
+    true_class: int
+    clean_probs: np.ndarray
+    adversarial_probs: np.ndarray
+    history: dict[str, list[float]]
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    seconds: float
+
+    @property
+    def clean_pred(self) -> int:
+        return int(np.argmax(self.clean_probs))
+
+    @property
+    def adversarial_pred(self) -> int:
+        return int(np.argmax(self.adversarial_probs))
+
+
+def _plain(value: Any, index: int = 0) -> Any:
+    """One sample's value of a per-iteration info entry, as a plain Python number (None if not scalar)."""
+    try:
+        import torch
+
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu().numpy()
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(value, np.ndarray):
+        if value.ndim == 0:
+            return value.item()
+        if value.ndim == 1 and value.shape[0] > index:
+            return value[index].item()
+        return None
+    if isinstance(value, (list, tuple)):
+        return _plain(np.asarray(value), index) if value and np.isscalar(value[0]) else None
+    if isinstance(value, (int, float, np.number)):
+        return value.item() if isinstance(value, np.number) else value
+    return None
+
+
+def _positions_from(value: Any) -> np.ndarray | None:
+    """Main-performer positions (T, V, 3) from an (N, 3, T, V, M) tensor/array in a progress message."""
+    try:
+        import torch
+
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu().numpy()
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(value, np.ndarray) and value.ndim == 5 and value.shape[1] == 3:
+        return np.ascontiguousarray(value[0, :, :, :, 0].transpose(1, 2, 0), dtype=np.float32)
+    return None
+
+
+def _recording(classifier):
+    """``classifier`` behind a transparent proxy that keeps the first sample of its last input and output.
+
+    An attack sees the same parameters, mode and attributes (skeleton, class names, preprocessing ...); the
+    front end gets the attack's current iterate and its class scores without the attack having to report
+    them.
+    """
+    import torch
+    from torch import nn
+
+    class Recorder(nn.Module):
+        def __init__(self, inner: nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+            self.last_input: torch.Tensor | None = None
+            self.last_logits: torch.Tensor | None = None
+
+        def __getattr__(self, name: str):
+            try:
+                return super().__getattr__(name)
+            except AttributeError:
+                return getattr(self._modules["inner"], name)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out = self.inner(x)
+            self.last_input, self.last_logits = x[:1].detach(), out[:1].detach()
+            return out
+
+    return Recorder(classifier)
+
+
+def run_attack(
+    method: str,
+    classifier,
+    clip: Clip,
+    params: dict | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+    *,
+    strategy: str | None = None,
+    target: int | str | None = None,
+    top_n: int | None = None,
+    true_class: int | str | None = None,
+    preprocessed: bool = False,
+    live_every: float = 0.1,
+) -> AttackOutcome:
+    """Attack one clip with ``method`` and report progress as plain values.
+
+    ``clip`` is preprocessed for the classifier first (:func:`model_input`) unless ``preprocessed``; the attack pushes it away from
+    ``true_class`` (default: the clip's label if the classifier knows it, else the clean prediction).
+    ``progress(done, total, info)`` receives every iteration's scalar terms (``Lc``, ``Lp`` ..., ``pred``) and,
+    at most every ``live_every`` seconds, ``info["adversarial"]`` (T, V, 3) positions and ``info["probs"]``
+    (C,) class probabilities of the current adversarial clip. ``cancel()`` is checked every iteration
+    (raising :class:`~engine.errors.CancelledError`). Raises :class:`AttackError` for impossible requests.
+    """
+    import torch
+
+    from engine.attacks import get_attack
+
+    cls = get_attack(method)
+    clean = clip if preprocessed else model_input(classifier, clip)
+    x = _to_tensor(clean, _num_bodies(classifier))
+    clean_probs = predict(classifier, clean, preprocessed=True)
+    y = class_index(classifier, true_class if true_class is not None else clean.label)
+    if y is None:
+        y = int(np.argmax(clean_probs))
+    kwargs = dict(params or {})
+    ctor = inspect.signature(cls.__init__).parameters
+    if "skeleton" in ctor:
+        kwargs["skeleton"] = classifier.skeleton
+    if "fps" in ctor:
+        kwargs["fps"] = clean.fps
+    if "dt" in ctor:
+        kwargs["dt"] = 1.0 / clean.fps
+    if strategy is not None and "strategy" in ctor:
+        kwargs["strategy"] = strategy
+    if top_n is not None and "top_n" in ctor:
+        kwargs["top_n"] = int(top_n)
+    t_index = None
+    if target is not None and target != "":
+        t_index = class_index(classifier, target)
+        if t_index is None:
+            raise AttackError(f"unknown target class {target!r}; the classifier's classes are {classifier.class_names}")
+        if t_index == y:
+            raise AttackError(
+                f"the target class {classifier.class_names[t_index]!r} is the clip's true class; choose another"
+            )
+    elif (strategy or "").lower() == "sa":
+        raise AttackError("the SA strategy needs a target class")
+
+    device = _device_of(classifier)
+    recorder = _recording(classifier)
+    last_live = [0.0]
+
+    def on_progress(done: int, total: int, raw: dict) -> None:
+        if progress is None:
+            return
+        out: dict[str, Any] = {}
+        adv_tensor, probs = None, None
+        for key, value in (raw or {}).items():
+            if key in ("adversarial", "x_adv", "adv"):
+                adv_tensor = value
+            elif key in ("probs", "probabilities"):
+                probs = value
+            else:
+                v = _plain(value)
+                if v is not None:
+                    out[key] = v
+        now = time.monotonic()
+        if now - last_live[0] >= live_every or done >= total:
+            last_live[0] = now
+            # Attacks that do not report their iterate are observed through the model's last forward pass.
+            if adv_tensor is None and recorder.last_input is not None:
+                adv_tensor, probs = recorder.last_input, torch.softmax(recorder.last_logits, dim=-1)
+            pos = _positions_from(adv_tensor) if adv_tensor is not None else None
+            if pos is not None:
+                out["adversarial"] = pos
+                if probs is None:
+                    with torch.no_grad():
+                        probs = classifier.predict_proba(adv_tensor[:1].to(device))
+                probs = probs.detach().cpu().numpy() if isinstance(probs, torch.Tensor) else np.asarray(probs)
+                out["probs"] = np.asarray(probs, np.float64).reshape(-1, len(classifier.class_names))[0]
+        progress(done, total, out)
+
+    try:
+        attack = cls(recorder, progress=on_progress, cancel=cancel, **kwargs)
+    except TypeError as exc:
+        raise AttackError(f"{method}: invalid parameters ({exc})") from None
+    t0 = time.perf_counter()
+    result = attack(x, torch.tensor([y]), target=None if t_index is None else torch.tensor([t_index]))
+    seconds = time.perf_counter() - t0
+    adv_pos = _positions_from(result.adversarial)
+    adv_bodies = result.adversarial[0].detach().cpu().numpy().transpose(3, 1, 2, 0)[: clean.num_bodies]
+    adversarial = clean.with_bodies(
+        np.ascontiguousarray(adv_bodies, dtype=np.float32),
+        name=f"{clean.title} ({method})",
+    )
+    assert adv_pos is not None
+    adv_probs = predict(classifier, adversarial, preprocessed=True)
+    history: dict[str, list[float]] = {}
+    for key, rows in (result.history or {}).items():
+        vals = [_plain(r) for r in rows]
+        if vals and all(v is not None for v in vals):
+            history[key] = [float(v) for v in vals]
+    dev = deviations(clean, adversarial)
+    queries = None if result.queries is None else int(result.queries.reshape(-1)[0])
+    params_used = dict(result.params or {})
+    params_used.update({k: v for k, v in kwargs.items() if k != "skeleton"})
+    return AttackOutcome(
+        method=method,
+        clean=clean,
+        adversarial=adversarial,
+        success=bool(result.success.reshape(-1)[0]),
+        iterations=int(result.iterations.reshape(-1)[0]),
+        queries=queries,
+        true_class=y,
+        clean_probs=clean_probs,
+        adversarial_probs=adv_probs,
+        history=history,
+        params=params_used,
+        metrics=dev.summary(),
+        seconds=seconds,
+    )
+
+
+# -- deviations ----------------------------------------------------------------------------------------------
+@dataclass
+class Deviations:
+    """How far one clip moved from another, frame by frame (both (T, V, 3), same skeleton and fps).
+
+    ``bone_length`` (T, B): absolute bone-length change in metres; ``bone_length_rel`` (T, B): relative
+    change; ``position`` (T, V): joint displacement in metres; ``velocity`` (T, V) and ``acceleration``
+    (T, V): norm of the difference of the joints' velocities (m/s) and accelerations (m/s²), padded at the
+    start so every array has T rows.
+    """
+
+    bone_length: np.ndarray
+    bone_length_rel: np.ndarray
+    position: np.ndarray
+    velocity: np.ndarray
+    acceleration: np.ndarray
+
+    UNITS = {
+        "bone_length": "m",
+        "bone_length_rel": "",
+        "position": "m",
+        "velocity": "m/s",
+        "acceleration": "m/s²",
+    }
+
+    def summary(self) -> dict[str, float]:
+        return {
+            "mean_l2": float(self.position.mean()),
+            "max_l2": float(self.position.max()),
+            "mean_bone_length_dev": float(self.bone_length.mean()),
+            "mean_bone_length_rel_dev": float(self.bone_length_rel.mean()),
+            "max_bone_length_rel_dev": float(self.bone_length_rel.max()),
+            "mean_velocity_dev": float(self.velocity.mean()),
+            "mean_accel_dev": float(self.acceleration.mean()),
+        }
+
+
+def _pad_front(a: np.ndarray, rows: int) -> np.ndarray:
+    if a.shape[0] >= rows:
+        return a
+    if a.shape[0] == 0:
+        return np.zeros((rows,) + a.shape[1:], a.dtype)
+    return np.concatenate([np.repeat(a[:1], rows - a.shape[0], axis=0), a])
+
+
+def deviations(clean: Clip, adversarial: Clip, skeleton=None, fps: float | None = None) -> Deviations:
+    """Per-frame deviations of ``adversarial`` from ``clean`` (see :class:`Deviations`)."""
+    skeleton = skeleton or clean.skeleton
+    fps = float(fps or clean.fps)
+    a = np.asarray(clean.positions, np.float64)
+    b = np.asarray(adversarial.positions, np.float64)
+    if a.shape != b.shape:
+        raise SkelvizError(
+            f"cannot compare clips of shapes {a.shape} and {b.shape}: they need the same frames and joints"
+        )
+    la, lb = skeleton.bone_lengths(a), skeleton.bone_lengths(b)
+    diff = b - a
+    t = a.shape[0]
+    vel = np.linalg.norm(np.diff(diff, n=1, axis=0), axis=-1) * fps if t > 1 else np.zeros((0, a.shape[1]))
+    acc = np.linalg.norm(np.diff(diff, n=2, axis=0), axis=-1) * fps**2 if t > 2 else np.zeros((0, a.shape[1]))
+    return Deviations(
+        bone_length=np.abs(lb - la).astype(np.float32),
+        bone_length_rel=(np.abs(lb - la) / np.maximum(la, 1e-6)).astype(np.float32),
+        position=np.linalg.norm(diff, axis=-1).astype(np.float32),
+        velocity=_pad_front(vel, t).astype(np.float32),
+        acceleration=_pad_front(acc, t).astype(np.float32),
+    )
+
+
+# -- defences ------------------------------------------------------------------------------------------------
+def _defence_registry() -> dict:
+    try:
+        import engine.defenses as defenses
+    except ImportError:  # pragma: no cover
+        return {}
+    return dict(getattr(defenses, "DEFENCES", None) or getattr(defenses, "DEFENSES", None) or {})
+
+
+def defence_methods() -> list[str]:
+    """Registered defence names, BEAT first (empty when no defence is available in this build)."""
+    return sorted(_defence_registry(), key=lambda n: (n != "beat", n))
+
+
+def defence_params(method: str) -> list[ParamSpec]:
+    reg = _defence_registry()
+    if method not in reg:
+        raise DefenceError(f"unknown defence {method!r}; available: {', '.join(reg) or 'none'}")
+    return _specs_of(reg[method], {"data", "dataset", "clips", "labels"})
+
+
+def apply_defence(
+    method: str,
+    classifier,
+    dataset,
+    params: dict | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+):
+    """Harden ``classifier`` with ``method`` trained on ``dataset``; returns the defended classifier."""
+    reg = _defence_registry()
+    if method not in reg:
+        raise DefenceError(f"unknown defence {method!r}; available: {', '.join(reg) or 'none'}")
+    cls = reg[method]
+    fit = getattr(cls, "fit", None)
+    kwargs = dict(params or {})
+    try:
+        defence = cls(classifier, progress=progress, cancel=cancel, **kwargs)
+    except TypeError:
+        defence = cls(classifier, **kwargs)
+    if fit is None:
+        raise DefenceError(f"defence {method!r} has no fit method")
+    out = defence.fit(dataset)
+    return out if out is not None and out is not defence else getattr(defence, "model", defence)

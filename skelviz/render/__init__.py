@@ -1,0 +1,1 @@
+"""pyqtgraph GL adapters: skeleton visuals, the 3D view, colour maps and offscreen capture."""

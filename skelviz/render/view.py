@@ -1,0 +1,163 @@
+"""A GL view of skeletons: camera presets, a ground grid, joint picking and a camera-changed signal."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph.opengl as gl
+from PySide6 import QtCore, QtGui
+
+from skelviz.render.colors import BACKGROUND, GRID_COLOUR
+from skelviz.render.skeleton_visual import SkeletonVisual
+
+# name → (elevation, azimuth) in degrees. Clips are y-up with the performer facing +z, which maps to GL −y:
+# a camera at azimuth −90° looks at the performer's front.
+PRESETS = {
+    "default": (12.0, -60.0),
+    "front": (5.0, -90.0),
+    "side": (5.0, 0.0),
+    "top": (90.0, -90.0),
+}
+PICK_RADIUS_PX = 12.0
+
+
+class SkeletonGLView(gl.GLViewWidget):
+    """``GLViewWidget`` holding a primary and a secondary (overlay) :class:`SkeletonVisual`.
+
+    Emits :attr:`cameraChanged` whenever the user orbits, pans or zooms (for linked cameras) and
+    :attr:`jointHovered`/:attr:`jointClicked` with the index of the primary skeleton's joint under the cursor
+    (−1 when none).
+    """
+
+    cameraChanged = QtCore.Signal()
+    jointHovered = QtCore.Signal(int)
+    jointClicked = QtCore.Signal(int)
+
+    def __init__(self, primary_colour, secondary_colour, parent=None) -> None:
+        super().__init__(parent)
+        self.setBackgroundColor(BACKGROUND)
+        self.setMinimumSize(200, 160)
+        self.setMouseTracking(True)
+        self.grid = gl.GLGridItem(color=GRID_COLOUR)
+        self.addItem(self.grid)
+        self.primary = SkeletonVisual(self, primary_colour)
+        self.secondary = SkeletonVisual(self, secondary_colour, width=2.5)
+        self.secondary.set_visible(False)
+        self._bounds: tuple[np.ndarray, np.ndarray] | None = None
+        self._hovered = -1
+        self._press_pos: QtCore.QPointF | None = None
+        self.setCameraPosition(distance=4.0, elevation=PRESETS["default"][0], azimuth=PRESETS["default"][1])
+
+    # -- framing ------------------------------------------------------------------------------------------
+    def set_bounds(self, lo: np.ndarray, hi: np.ndarray) -> None:
+        """Fit the grid and the default camera to a GL-space box (the extent of the shown clips)."""
+        self._bounds = (np.asarray(lo, np.float64), np.asarray(hi, np.float64))
+        lo, hi = self._bounds
+        size = max(float(np.max(hi[:2] - lo[:2])) + 2.0, 4.0)
+        spacing = 0.5 if size < 12 else 1.0
+        size = math.ceil(size / spacing) * spacing
+        self.grid.setSize(size, size, 1)
+        self.grid.setSpacing(spacing, spacing, 1)
+        self.grid.resetTransform()
+        cx, cy = (lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2
+        self.grid.translate(round(cx / spacing) * spacing, round(cy / spacing) * spacing, lo[2])
+
+    def reset_camera(self, preset: str = "default") -> None:
+        elevation, azimuth = PRESETS[preset]
+        if self._bounds is not None:
+            lo, hi = self._bounds
+            centre = (lo + hi) / 2
+            extent = float(np.linalg.norm(hi - lo))
+            # Fit the box's diagonal into the vertical field of view with some margin.
+            distance = max(extent, 0.5) / (2 * math.tan(math.radians(self.opts["fov"]) / 2)) * 1.1
+            self.setCameraPosition(
+                pos=QtGui.QVector3D(*map(float, centre)), distance=distance, elevation=elevation, azimuth=azimuth
+            )
+        else:
+            self.setCameraPosition(elevation=elevation, azimuth=azimuth)
+        self.cameraChanged.emit()
+
+    def camera_state(self) -> dict:
+        return {k: (QtGui.QVector3D(v) if isinstance(v, QtGui.QVector3D) else v) for k, v in self.cameraParams().items()}
+
+    def set_camera_state(self, state: dict) -> None:
+        """Adopt another view's camera without echoing :attr:`cameraChanged`."""
+        self.setCameraParams(**{k: v for k, v in state.items() if k != "fov"})
+        if "fov" in state:
+            self.opts["fov"] = state["fov"]
+        self.update()
+
+    def set_grid_visible(self, on: bool) -> None:
+        self.grid.setVisible(bool(on))
+
+    # -- camera interaction: emit cameraChanged after pyqtgraph's own handling ----------------------------
+    def orbit(self, azim, elev):
+        super().orbit(azim, elev)
+        self.cameraChanged.emit()
+
+    def pan(self, dx, dy, dz, relative="global"):
+        super().pan(dx, dy, dz, relative)
+        self.cameraChanged.emit()
+
+    def wheelEvent(self, ev):  # noqa: N802
+        super().wheelEvent(ev)
+        self.cameraChanged.emit()
+
+    def keyPressEvent(self, ev):  # noqa: N802
+        # Arrow keys belong to playback (frame stepping); let the window handle them.
+        ev.ignore()
+
+    def keyReleaseEvent(self, ev):  # noqa: N802
+        ev.ignore()
+
+    # -- projection and picking ---------------------------------------------------------------------------
+    def project(self, points: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
+        """(N, 3) GL points → (N, 2) pixel coordinates (x right, y down) in a viewport of ``size``.
+
+        ``size`` defaults to the widget's size; offscreen renders pass their own.
+        """
+        w, h = size or (self.width(), self.height())
+        proj = self.projectionMatrix((0, 0, w, h), (0, 0, w, h))
+        mvp = np.array((proj * self.viewMatrix()).data(), np.float64).reshape(4, 4).T
+        pts = np.asarray(points, np.float64)
+        hom = np.concatenate([pts, np.ones((len(pts), 1))], axis=1) @ mvp.T
+        ndc = hom[:, :3] / hom[:, 3:4]
+        return np.stack([(ndc[:, 0] + 1) * 0.5 * w, (1 - ndc[:, 1]) * 0.5 * h], axis=1)
+
+    def joint_at(self, x: float, y: float) -> int:
+        """Index of the primary skeleton's joint nearest to pixel (x, y) within the pick radius, else −1."""
+        joints = self.primary.joint_positions()
+        if joints is None:
+            return -1
+        px = self.project(joints)
+        d = np.hypot(px[:, 0] - x, px[:, 1] - y)
+        i = int(np.argmin(d))
+        return i if d[i] <= PICK_RADIUS_PX else -1
+
+    def mousePressEvent(self, ev):  # noqa: N802
+        super().mousePressEvent(ev)
+        self._press_pos = ev.position()
+
+    def mouseReleaseEvent(self, ev):  # noqa: N802
+        super().mouseReleaseEvent(ev)
+        pos = ev.position()
+        if self._press_pos is not None and (pos - self._press_pos).manhattanLength() < 4:
+            joint = self.joint_at(pos.x(), pos.y())
+            self.jointClicked.emit(joint)
+        self._press_pos = None
+
+    def mouseMoveEvent(self, ev):  # noqa: N802
+        super().mouseMoveEvent(ev)
+        if ev.buttons() == QtCore.Qt.MouseButton.NoButton:
+            pos = ev.position()
+            joint = self.joint_at(pos.x(), pos.y())
+            if joint != self._hovered:
+                self._hovered = joint
+                self.jointHovered.emit(joint)
+
+    def leaveEvent(self, ev):  # noqa: N802
+        super().leaveEvent(ev)
+        if self._hovered != -1:
+            self._hovered = -1
+            self.jointHovered.emit(-1)
