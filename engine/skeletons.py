@@ -426,9 +426,28 @@ _ACCLAIM_TO_CMU31 = {
     "RightForeArm": "rhumerus", "RightHand": "rradius", "RightFingerBase": "rwrist", "RightHandIndex1": "rhand",
     "RThumb": "rwrist",
 }
-register_aliases("cmu31", _ACCLAIM_TO_CMU31)
-# The same correspondence reaches hdm05_25 straight from an Acclaim clip (its names are a subset of cmu31's).
-register_aliases("hdm05_25", {k: v for k, v in _ACCLAIM_TO_CMU31.items() if k in HDM05_25.joint_names})
+
+
+def _register_cmu_aliases(table: Mapping[str, str]) -> None:
+    """A table that builds cmu31 also builds hdm05_25, whose joint names are a subset of cmu31's."""
+    register_aliases("cmu31", table)
+    register_aliases("hdm05_25", {k: v for k, v in table.items() if k in HDM05_25.joint_names})
+
+
+_register_cmu_aliases(_ACCLAIM_TO_CMU31)
+# The CMU BVH conversion with "LeftHip/LeftKnee/Chest/LeftCollar" names (e.g. CMU subject 131): its joints
+# also sit at segment starts, so the correspondence is by name only.
+_register_cmu_aliases(
+    {
+        "LeftUpLeg": "LeftHip", "LeftLeg": "LeftKnee", "LeftFoot": "LeftAnkle", "LeftToeBase": "LeftToe",
+        "RightUpLeg": "RightHip", "RightLeg": "RightKnee", "RightFoot": "RightAnkle", "RightToeBase": "RightToe",
+        "LowerBack": "lowerback", "Spine": "Chest", "Spine1": "Chest2", "Neck": "lowerneck", "Neck1": "Neck",
+        "LeftShoulder": "LeftCollar", "LeftArm": "LeftShoulder", "LeftForeArm": "LeftElbow", "LeftHand": "LeftWrist",
+        "LeftFingerBase": "lhand", "LeftHandIndex1": "LFingers", "RightShoulder": "RightCollar",
+        "RightArm": "RightShoulder", "RightForeArm": "RightElbow", "RightHand": "RightWrist",
+        "RightFingerBase": "rhand", "RightHandIndex1": "RFingers",
+    },
+)
 
 
 def from_arrays(name: str, joint_names: Iterable[str], parents: Sequence[int], up_axis: str = "y") -> Skeleton:

@@ -90,3 +90,19 @@ def test_file_skeleton_round_trips_and_registers():
     assert skeletons.get("file:test") is sk
     with pytest.raises(SkeletonMismatchError, match="already registered"):
         skeletons.register(Skeleton("file:test", ("a", "b"), (-1, 0)))
+
+
+def test_real_cmu_and_hdm05_files_map_to_hdm05_25(formats_dir):
+    from engine.io import load_clip
+
+    hdm = skeletons.get("hdm05_25")
+    for path in (formats_dir / "bvh" / "131_01.bvh", formats_dir / "hdm05" / "HDM_dg_06-03_03_120.amc"):
+        clip = load_clip(path)
+        mapped = skeletons.map_positions(clip.positions, clip.skeleton, hdm)
+        assert mapped.shape == (clip.num_frames, 25, 3)
+        # The mapped figure is a person: hands above feet on average, a sensible size.
+        extent = np.ptp(mapped[0], axis=0).max()
+        assert 1.0 < extent < 2.5, (path.name, extent)
+        # Thigh length (LeftUpLeg→LeftLeg) is a real bone, constant over time for rotation-based formats.
+        thigh = np.linalg.norm(mapped[:, 2] - mapped[:, 1], axis=-1)
+        assert 0.3 < thigh.mean() < 0.6 and thigh.std() < 1e-4, (path.name, thigh.mean(), thigh.std())
