@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.data import Clip, preprocess_clip
+from engine.data import Clip, map_clip, preprocess_clip
 from engine.errors import AttackError, StudyError
 from studies.protocol import Protocol
 from studies.stimuli import Stimulus, StimulusSet, file_sha256, read_stimuli, stimulus_id, write_stimuli
@@ -63,6 +63,8 @@ def _model_windows(classifier, clip: Clip) -> tuple[np.ndarray, np.ndarray]:
     pre = dict(getattr(classifier, "preprocessing", {}) or {})
     if "fps" not in pre or "window" not in pre:
         raise StudyError("the checkpoint does not say its preprocessing (fps, window); it cannot prepare stimuli")
+    if not clip.skeleton.same_topology(classifier.skeleton):
+        clip = map_clip(clip, classifier.skeleton)  # by joint names; a clear error when impossible
     x = preprocess_clip(clip, **pre)[:1]
     if pre.get("root_centre", True):
         raw = preprocess_clip(clip, **{**pre, "root_centre": False})[:1]
