@@ -1,7 +1,8 @@
 """Engine work off the UI thread.
 
-:func:`WorkerPool.start` runs ``fn(*args, progress=..., cancel=..., **kwargs)`` on a ``QThreadPool`` thread and
-returns a :class:`Task` whose signals arrive on the UI thread. Progress is batched: the worker collects every
+:meth:`WorkerPool.start` runs ``fn(*args, progress=..., cancel=..., **kwargs)`` on a ``QThreadPool`` thread and
+returns a :class:`Task` whose signals arrive on the UI thread (the work begins on the next event-loop turn,
+so connect the signals right after ``start``). Progress is batched: the worker collects every
 ``progress(done, total, info)`` call and emits at most one :attr:`Task.progress` per ``throttle`` seconds with
 the list of infos since the last one, so a fast attack cannot flood the event loop. :meth:`Task.cancel` sets a
 flag that the engine checks every iteration; the task reports :attr:`Task.cancelled` when the engine stops.
@@ -129,7 +130,9 @@ class WorkerPool(QtCore.QObject):
         task = Task(fn, args, kwargs, throttle, name)
         self._tasks.add(task)
         task.finished.connect(lambda t=task: self._tasks.discard(t))
-        self._pool.start(_Runnable(task))
+        # Start on the next event-loop turn, so the caller connects the task's signals first: a signal
+        # emitted from the worker before anything is connected would be lost.
+        QtCore.QTimer.singleShot(0, self, lambda: self._pool.start(_Runnable(task)))
         return task
 
     @property
@@ -141,5 +144,5 @@ class WorkerPool(QtCore.QObject):
             task.cancel()
 
     def wait(self, msecs: int = 5000) -> bool:
-        """Block until every task has ended (used on close and in tests); True when none is left."""
+        """Block until every started task has ended (used on close and in tests); True when none is left."""
         return self._pool.waitForDone(msecs)
