@@ -1,0 +1,217 @@
+"""engine.distributed: sharding, rank/device detection, and real multi-process runs under torchrun (gloo, CPU).
+
+The multi-process tests start ``python -m torch.distributed.run --standalone --nproc-per-node 2`` as a user
+would, so they exercise the real rendezvous, the gloo collectives and the error path end to end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.distributed import (
+    DistContext,
+    DistributedError,
+    RankInfo,
+    current,
+    describe_positions,
+    dist_context,
+    gather_to_rank0,
+    is_main,
+    rank_info,
+    resolve_device,
+    sample_generator,
+    shard,
+    shard_indices,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "GROUP_RANK")
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in TORCHRUN_ENV}
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env["OMP_NUM_THREADS"] = "1"
+    env.update(extra)
+    return env
+
+
+def torchrun(args: list[str], nproc: int = 2, cwd: Path | None = None, timeout: float = 240):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", *args]
+    return subprocess.run(cmd, cwd=cwd or REPO, env=_clean_env(), capture_output=True, text=True, timeout=timeout)
+
+
+# -- pure sharding ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["contiguous", "strided"])
+@pytest.mark.parametrize("n", [0, 1, 5, 7, 16])
+@pytest.mark.parametrize("world", [1, 2, 3, 8])
+def test_shards_are_disjoint_cover_everything_and_balanced(n, world, mode):
+    shards = [shard_indices(n, r, world, mode) for r in range(world)]
+    flat = [i for s in shards for i in s]
+    assert sorted(flat) == list(range(n))
+    sizes = [len(s) for s in shards]
+    assert max(sizes) - min(sizes) <= 1
+    for s in shards:
+        assert s == sorted(s)
+    if mode == "contiguous":
+        assert flat == list(range(n))  # concatenating rank 0, 1, ... restores the global order
+        for s in shards:
+            assert s == list(range(s[0], s[0] + len(s))) if s else True
+
+
+def test_shard_layouts_are_the_documented_ones():
+    assert shard_indices(7, 0, 3) == [0, 1, 2]
+    assert shard_indices(7, 1, 3) == [3, 4]
+    assert shard_indices(7, 2, 3) == [5, 6]
+    assert shard_indices(7, 1, 3, "strided") == [1, 4]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (5, 2, 2, "contiguous"),
+        (5, -1, 2, "contiguous"),
+        (5, 0, 0, "contiguous"),
+        (5, 0, 2, "diagonal"),
+        (-1, 0, 1, "strided"),
+    ],
+)
+def test_bad_shard_requests_raise_clear_errors(args):
+    with pytest.raises(DistributedError):
+        shard_indices(*args)
+
+
+def test_describe_positions():
+    assert describe_positions([]) == "no items"
+    assert describe_positions([3]) == "item 3"
+    assert describe_positions([4, 5, 6, 7]) == "items 4-7"
+    assert describe_positions([1, 3, 5]) == "items 1, 3, 5 (3 of them)"
+
+
+# -- environment and device -------------------------------------------------------------------------------
+def test_rank_info_reads_torchrun_variables(monkeypatch):
+    for k in TORCHRUN_ENV:
+        monkeypatch.delenv(k, raising=False)
+    assert rank_info() == RankInfo(0, 1, 0)
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    monkeypatch.setenv("RANK", "5")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert rank_info() == RankInfo(5, 8, 1)
+    monkeypatch.setenv("RANK", "8")
+    with pytest.raises(DistributedError, match="WORLD_SIZE=8"):
+        rank_info()
+    monkeypatch.setenv("RANK", "two")
+    with pytest.raises(DistributedError, match="not an integer"):
+        rank_info()
+
+
+def test_device_resolution_per_rank():
+    info = RankInfo(rank=3, world_size=4, local_rank=1)
+    assert resolve_device("cpu", info) == torch.device("cpu")
+    if torch.cuda.is_available():
+        n = torch.cuda.device_count()
+        assert resolve_device("auto", info) == torch.device("cuda", 1 % n)
+        assert resolve_device("cuda", info) == torch.device("cuda", 1 % n)
+        assert resolve_device("cuda:0", info) == torch.device("cuda", 0)
+    else:
+        assert resolve_device("auto", info) == torch.device("cpu")
+        assert resolve_device(None, info) == torch.device("cpu")
+        with pytest.raises(DistributedError, match="CUDA is not available"):
+            resolve_device("cuda", info)
+    with pytest.raises(DistributedError, match="unknown device"):
+        resolve_device("tpu-ish", info)
+
+
+def test_sample_generator_depends_on_seed_and_index_only():
+    a = torch.rand(4, generator=sample_generator(7, 12))
+    b = torch.rand(4, generator=sample_generator(7, 12))
+    c = torch.rand(4, generator=sample_generator(7, 13))
+    d = torch.rand(4, generator=sample_generator(8, 12))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c) and not torch.equal(a, d)
+
+
+# -- single process: everything is a no-op ----------------------------------------------------------------
+def test_single_process_context_is_transparent(monkeypatch):
+    for k in TORCHRUN_ENV:
+        monkeypatch.delenv(k, raising=False)
+    assert current().world_size == 1 and is_main()
+    with dist_context("cpu") as ctx:
+        assert current() is ctx
+        assert not ctx.distributed and ctx.is_main
+        assert ctx.shard(list("abcde")) == list("abcde")
+        assert shard(range(3)) == [0, 1, 2]
+        assert gather_to_rank0({"x": 1}) == [{"x": 1}]
+        assert ctx.all_gather(5) == [5] and ctx.broadcast("b") == "b"
+        ctx.barrier()
+        with pytest.raises(KeyError):  # not wrapped: single-process behaviour is unchanged
+            with ctx.guard("items 0-4"):
+                raise KeyError("boom")
+    assert not isinstance(current(), type(None)) and current() is not ctx
+
+
+def test_context_without_backend_is_not_distributed():
+    ctx = DistContext(info=RankInfo(1, 2, 1))
+    assert not ctx.distributed and not ctx.is_main
+    assert ctx.shard(range(5)) == [3, 4]  # the shard still follows the rank
+
+
+# -- two real processes under torchrun (gloo) --------------------------------------------------------------
+WORKER = textwrap.dedent(
+    """
+    import json, sys
+    import torch
+    from engine.distributed import dist_context, shard, gather_to_rank0, describe_positions
+
+    fail_rank = int(sys.argv[1])
+    out = sys.argv[2]
+    with dist_context("auto") as ctx:
+        assert ctx.distributed and ctx.backend == "gloo" and ctx.device == torch.device("cpu")
+        # phase 1: every rank succeeds; results are gathered in rank order
+        mine = ctx.shard_positions(7)
+        with ctx.guard(describe_positions(mine)):
+            squares = {i: i * i for i in shard(range(7))}
+        parts = gather_to_rank0((ctx.rank, squares, torch.full((2,), float(ctx.rank))))
+        seed = ctx.broadcast(1234 if ctx.is_main else None)
+        everywhere = ctx.all_gather(ctx.local_rank)
+        if ctx.is_main:
+            merged = {}
+            for _, sq, _ in parts:
+                merged.update(sq)
+            json.dump({"ranks": [p[0] for p in parts], "merged": merged, "tensors": [p[2].tolist() for p in parts],
+                       "seed": seed, "local": everywhere, "world": ctx.world_size}, open(out, "w"))
+        # phase 2: one rank fails inside its guarded work; every rank must stop with the same report
+        with ctx.guard(describe_positions(ctx.shard_positions(7))):
+            if ctx.rank == fail_rank:
+                raise FloatingPointError("NaN loss in clip 5")
+        open(out + f".after{ctx.rank}", "w").write("should not be reached")
+    """
+)
+
+
+@pytest.mark.slow
+def test_two_ranks_gather_in_order_and_a_failing_rank_is_reported_with_its_shard(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    out = tmp_path / "out.json"
+    proc = torchrun([str(script), "1", str(out)], timeout=180)
+    text = proc.stdout + proc.stderr
+    assert out.exists(), text[-3000:]
+    got = json.loads(out.read_text())
+    assert got["world"] == 2 and got["ranks"] == [0, 1] and got["local"] == [0, 1]
+    assert got["merged"] == {str(i): i * i for i in range(7)}
+    assert got["tensors"] == [[0.0, 0.0], [1.0, 1.0]]
+    assert got["seed"] == 1234
+    # the failure: non-zero exit, neither rank went on, rank 0's error names rank 1 and its shard
+    assert proc.returncode != 0
+    assert not list(tmp_path.glob("out.json.after*"))
+    assert "DistributedError" in text
+    assert "rank 1 (items 4-6) failed: FloatingPointError: NaN loss in clip 5" in text
