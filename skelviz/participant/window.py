@@ -150,7 +150,8 @@ class ParticipantWindow(QtWidgets.QWidget):
         self.body.setText(body)
         while self.text_buttons.count():
             item = self.text_buttons.takeAt(0)
-            if item.widget():
+            if item.widget():  # hide at once: deletion waits for the event loop
+                item.widget().hide()
                 item.widget().deleteLater()
         self.text_buttons.addStretch(1)
         for text, slot in buttons:
@@ -242,7 +243,7 @@ class ParticipantWindow(QtWidgets.QWidget):
         self._pending_swaps = set(self.views)
         for view, sid in zip(self.views, trial.stimuli):
             stim = s.stimuli[sid]
-            view.set_motion(stim.positions, s.stimuli.skeleton)
+            view.set_motion(stim.positions, s.stimuli.skeleton, s.stimuli.fps)
         self._fps = self.protocol.fps or s.stimuli.fps
         self._frames = max(v.num_frames for v in self.views)
         self._restart_playback()
