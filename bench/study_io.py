@@ -1,0 +1,71 @@
+"""Time to append one response row to a session file and put it on disk (the brief: well under 16 ms).
+
+    .venv/bin/python bench/study_io.py [--rows 500] [--dir DIR]
+
+Measures :meth:`studies.storage.SessionFile.append_response` (grow the table by one row, write it, H5Fflush,
+fsync) and the same without fsync, on a session planned from a synthetic stimulus file in DIR (default: a
+temporary folder; pass a folder on the disk participants' data will go to, since fsync cost is the disk's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from engine.skeletons import get as get_skeleton
+from studies.protocol import load_protocol
+from studies.schedule import plan_trials
+from studies.stimuli import Stimulus, read_stimuli, stimulus_id, write_stimuli
+from studies.storage import Response, SessionFile
+
+
+def _stimuli(path: Path, n_clips: int) -> Path:
+    sk = get_skeleton("hdm05_25")
+    rng = np.random.default_rng(0)
+    items = []
+    for c in range(n_clips):
+        clip, label = f"clip{c}", ["walk", "run", "jump"][c % 3]
+        base = rng.normal(0, 0.3, (60, sk.num_joints, 3)).astype(np.float32)
+        for m in ("clean", "smart", "jitter"):
+            items.append(Stimulus(stimulus_id(clip, m), clip, m, label, base + (m != "clean") * 0.01))
+    return write_stimuli(path, items, skeleton=sk, fps=30.0, class_names=["walk", "run", "jump"])
+
+
+def _time_appends(folder: Path, rows: int, fsync: bool) -> np.ndarray:
+    protocol = load_protocol("naturalness")
+    stim = read_stimuli(_stimuli(folder / f"stim_{fsync}.h5", max(1, rows)))
+    plan = plan_trials(protocol, stim.catalogue(), seed=1)[:rows]
+    session = SessionFile.create(folder / f"session_{fsync}.h5", protocol, stim, plan, participant_id="P-BENCH",
+                                 seed=1, fsync=fsync)
+    times = np.empty(len(plan))
+    try:
+        for i, trial in enumerate(plan):
+            r = Response(response="left", rt_s=0.8, replays=0, onset_unix=time.time(), response_unix=time.time())
+            t0 = time.perf_counter()
+            session.append_response(trial, r)
+            times[i] = time.perf_counter() - t0
+    finally:
+        session.close()
+    return times * 1e3
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=500)
+    ap.add_argument("--dir", help="folder for the session files (default: a temporary folder)")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        for fsync in (False, True):
+            ms = _time_appends(Path(tmp), args.rows, fsync)
+            p50, p95, p99 = np.percentile(ms, [50, 95, 99])
+            label = "append + flush + fsync" if fsync else "append + flush (no fsync)"
+            print(f"{label:28s} {len(ms)} rows: p50 {p50:.3f} ms, p95 {p95:.3f} ms, p99 {p99:.3f} ms, "
+                  f"max {ms.max():.3f} ms")
+
+
+if __name__ == "__main__":
+    main()
