@@ -169,15 +169,17 @@ def prepare_stimuli(
                 raise StudyError(f"{clip_id}: attack {m.attack} failed: {exc}") from None
             adv = result.adversarial.detach().cpu().numpy()
             pred = predict(adv)
+            success = bool(result.success.reshape(-1)[0])
             params = {k: v for k, v in {**m.params, **(result.params or {})}.items() if k != "skeleton"}
             stimuli.append(Stimulus(
                 stimulus_id(clip_id, m.name), clip_id, m.name, label, _positions(adv) + offset, true_class=y,
                 attack=m.attack, params=params, prediction=names[pred], predicted_class=pred,
-                success=int(bool(result.success.reshape(-1)[0])), source=source,
+                success=int(success), source=source,
             ))
             done += 1
             if progress:
-                progress(done, total, f"{clip_id}: {m.name} ({'fooled' if pred != y else 'not fooled'})")
+                progress(done, total, f"{clip_id}: {m.name} ({'succeeded' if success else 'failed'}, "
+                                      f"predicted {names[pred]})")
 
     info = {"protocol_title": protocol.title, "protocol_sha256": protocol.sha256, **(meta or {})}
     write_stimuli(out, stimuli, skeleton=classifier.skeleton, fps=fps, class_names=names, meta=info)
