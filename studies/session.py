@@ -15,7 +15,6 @@ interrupted by a pause is shown again from the start (its response time would be
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from enum import StrEnum
@@ -26,8 +25,6 @@ from studies.protocol import Protocol
 from studies.schedule import Trial, plan_trials, session_seed
 from studies.stimuli import StimulusSet
 from studies.storage import Response, SessionFile, check_participant_id, new_participant_id
-
-log = logging.getLogger(__name__)
 
 
 class State(StrEnum):

@@ -22,8 +22,6 @@ a kill inside the (sub-millisecond) append is ignored by the readers. Nothing is
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import re
 import secrets
@@ -40,8 +38,6 @@ from engine.errors import StudyError
 from studies.protocol import Protocol, parse_protocol
 from studies.schedule import Trial
 from studies.stimuli import StimulusSet, file_sha256
-
-log = logging.getLogger(__name__)
 
 FORMAT = "skelviz-session"
 SCHEMA_VERSION = 1
@@ -339,9 +335,3 @@ def read_session(path: str | Path) -> SessionData:
     protocol = parse_protocol(text, f"{path}:/protocol")
     return SessionData(path, attrs, protocol, plan, responses, events, hashes)
 
-
-def session_summary(data: SessionData) -> str:
-    return json.dumps(
-        {"participant": data.participant_id, "status": data.attrs["status"], "planned": len(data.plan),
-         "answered": len(data.responses)}
-    )
