@@ -1,0 +1,712 @@
+"""The natural-motion manifold of BASAR: joint angles, their limits, and projection onto the manifold.
+
+BASAR (Diao et al., CVPR 2021; extended in "Understanding the Vulnerability of Skeleton-based Human Activity
+Recognition via Black-box Attack", 2022) keeps its adversarial motions natural by projecting them onto a
+manifold defined by three things, all taken from the clean clip ``x`` that is being attacked:
+
+* **bone lengths** exactly those of ``x`` in every frame (positions are rebuilt from bone directions along
+  the kinematic tree, so this holds by construction, to float rounding);
+* **joint angles** inside per-joint limits estimated from real motion (:func:`estimate_joint_angle_limits`);
+* **dynamics**: among such motions the projection ``x̃`` of an adversarial clip ``x′`` minimises
+  ``‖x̃ − x′‖² + w ‖ẍ̃ − ẍ‖²`` (squared distances summed over frames, joints and coordinates; ``ẍ`` is the
+  clean clip's acceleration: per-frame second differences, so ``w`` does not depend on the frame rate).
+
+The paper solves that with an external NLP solver on Euler angles; here it is a batched torch optimisation
+(projected Adam) on the model's device: every body of every clip is optimised at once and independently.
+
+Joint angles (defined here, once, for all of skelviz)
+-----------------------------------------------------
+Positions carry no twist, so a joint has two angular degrees of freedom. Each bone ``b`` (parent joint →
+child joint) has a **frame**: the root's frame ``F₀``, then down the tree ``F_b = F_parent(b) · Exp(ω_b)``,
+where ``ω_b`` is the *swing* (the minimal rotation, ``engine.kinematics.rotation_between``) taking the bone's
+**rest direction** ``r_b`` (a unit vector in its parent's frame) to its actual direction
+``l_b = F_parent(b)ᵀ (p_child − p_parent) / length``. ``ω_b`` is perpendicular to ``r_b``; its two
+coordinates in a fixed tangent basis ``(u_b, w_b)`` of ``r_b`` are the bone's **joint angles** (radians),
+``joint_angles(...)[..., b, :]``: "axis 0" is the swing about ``u_b``, "axis 1" the swing about ``w_b``. Zero
+means "at rest". Unlike Euler angles this is smooth everywhere except directly opposite the rest direction,
+which real motion never reaches because the rest direction is the mean observed direction.
+
+The root frame ``F₀`` comes from two of the root's bones (those most nearly perpendicular on average, e.g. a
+hip and the lower spine): the first gives its x axis, the second, Gram–Schmidt orthogonalised, its y axis.
+Those two bones therefore have fixed or one-dimensional angles (the first is always 0, the second only
+opens and closes in the x–y plane); a skeleton whose root has a single bone uses the world frame.
+``tangent_basis(rest)`` (a deterministic function of ``r_b``) gives ``(u_b, w_b)``. Bones of zero length
+(some HDM05 hip joints) have angle 0 and pass their parent's frame on.
+
+Joint-angle limits: estimation, storage, loading
+------------------------------------------------
+``estimate_joint_angle_limits(data, skeleton, margin)`` takes clips (a dataset, a list of
+:class:`~engine.data.Clip`, ``(..., V, 3)`` position arrays or ``(N, 3, T, V, M)`` model inputs), sets each
+rest direction to the mean observed direction, and takes per joint and per axis the observed minimum and
+maximum widened by ``margin`` radians (default 5°), always including 0. The result is a
+:class:`JointLimits`. Store it with the model or the dataset it came from, either
+
+* as a JSON file beside it — ``save_limits_beside(limits, "model.pt")`` writes ``model.joint_limits.json``
+  and ``load_limits_beside("model.pt")`` reads it back (``None`` when there is none); or
+* inside a checkpoint's metadata — ``classifier.meta["joint_limits"] = limits.to_dict()`` before saving;
+  :func:`find_joint_limits` looks at both (the sidecar first).
+
+``JointLimits.save(path)`` / ``JointLimits.load(path)`` read and write ``.json`` or ``.npz`` at any path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.errors import CheckpointError, SkeletonMismatchError
+from engine.losses import bone_lengths, temporal_derivative
+from engine.skeletons import Skeleton
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_MARGIN",
+    "LIMITS_SUFFIX",
+    "JointLimits",
+    "ManifoldProjector",
+    "estimate_joint_angle_limits",
+    "find_joint_limits",
+    "joint_angles",
+    "limits_path_beside",
+    "load_limits_beside",
+    "manifold_violations",
+    "project_to_manifold",
+    "save_limits_beside",
+    "tangent_basis",
+]
+
+DEFAULT_MARGIN = math.radians(5.0)
+LIMITS_SUFFIX = ".joint_limits.json"
+_FORMAT = "skelviz.joint_limits"
+_VERSION = 1
+_MIN_BONE = 1e-6  # metres: shorter bones have no direction
+# Projection keeps angles this far (radians) inside their limits, so that angles recomputed from float32
+# positions are still inside.
+_INSIDE = 1e-4
+# Swing magnitudes stay below π: beyond it the swing of the rebuilt direction would alias.
+_MAX_SWING = math.pi - 1e-3
+
+
+# -- joint limits -------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class JointLimits:
+    """Per-bone rest directions and per-joint, per-axis angle limits (radians) for one skeleton.
+
+    ``rest``: (B, 3) unit rest direction of each bone in its parent's frame. ``lower``/``upper``: (B, 2)
+    limits of the two joint angles of each bone (bones in ``skeleton.bones`` order). ``frame_bones``: the two
+    root bones defining the root frame, or ``None`` for the world frame. See the module docstring.
+    """
+
+    skeleton: Skeleton
+    rest: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    frame_bones: tuple[int, int] | None
+    margin: float = DEFAULT_MARGIN
+    source: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        b = self.skeleton.num_bones
+        for name in ("rest", "lower", "upper"):
+            arr = np.asarray(getattr(self, name), dtype=np.float64)
+            want = (b, 3) if name == "rest" else (b, 2)
+            if arr.shape != want:
+                raise SkeletonMismatchError(
+                    f"joint limits for skeleton {self.skeleton.name!r}: {name} has shape {arr.shape}, expected {want}"
+                )
+            object.__setattr__(self, name, arr)
+        if self.frame_bones is not None:
+            object.__setattr__(self, "frame_bones", (int(self.frame_bones[0]), int(self.frame_bones[1])))
+
+    @cached_property
+    def axes(self) -> np.ndarray:
+        """(B, 2, 3): the tangent basis ``(u_b, w_b)`` of each rest direction (the joint-angle axes)."""
+        axes = tangent_basis(self.rest)
+        if self.frame_bones is not None:
+            b = self.frame_bones[1]
+            ez = np.array([0.0, 0.0, 1.0])
+            axes[b] = [ez, np.cross(self.rest[b], ez)]
+        return axes
+
+    @cached_property
+    def free(self) -> np.ndarray:
+        """(B, 2) bool: which angles can move (the root-frame bones' are fixed by the frame definition)."""
+        free = np.ones((self.skeleton.num_bones, 2), dtype=bool)
+        if self.frame_bones is not None:
+            a, b = self.frame_bones
+            free[a] = False
+            free[b, 1] = False
+        return free
+
+    def violation(self, angles):
+        """How far (radians, ≥ 0) each angle ``(..., B, 2)`` lies outside its limits."""
+        if isinstance(angles, torch.Tensor):
+            lo = torch.as_tensor(self.lower, dtype=angles.dtype, device=angles.device)
+            hi = torch.as_tensor(self.upper, dtype=angles.dtype, device=angles.device)
+            return torch.maximum(lo - angles, angles - hi).clamp_min(0)
+        angles = np.asarray(angles)
+        return np.maximum(np.maximum(self.lower - angles, angles - self.upper), 0.0)
+
+    # -- serialisation --------------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """Plain lists and numbers (JSON-able; fits in a checkpoint's ``meta`` under ``weights_only``)."""
+        return {
+            "format": _FORMAT,
+            "version": _VERSION,
+            "angle_definition": "two-axis swing of each bone from its rest direction, in its parent bone's frame",
+            "units": "radian",
+            "skeleton": self.skeleton.to_dict(),
+            "bones": list(self.skeleton.bone_names),
+            "frame_bones": None if self.frame_bones is None else list(self.frame_bones),
+            "margin": float(self.margin),
+            "source": self.source,
+            "rest": self.rest.tolist(),
+            "lower": self.lower.tolist(),
+            "upper": self.upper.tolist(),
+            "extra": dict(self.extra),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> JointLimits:
+        if d.get("format") != _FORMAT:
+            raise CheckpointError(f"not a skelviz joint-limits record (format {d.get('format')!r})")
+        if int(d.get("version", 0)) > _VERSION:
+            raise CheckpointError(
+                f"joint limits of version {d['version']} are newer than this skelviz reads ({_VERSION}); update skelviz"
+            )
+        fb = d.get("frame_bones")
+        return cls(
+            skeleton=Skeleton.from_dict(d["skeleton"]),
+            rest=np.asarray(d["rest"], dtype=np.float64),
+            lower=np.asarray(d["lower"], dtype=np.float64),
+            upper=np.asarray(d["upper"], dtype=np.float64),
+            frame_bones=None if fb is None else (int(fb[0]), int(fb[1])),
+            margin=float(d.get("margin", DEFAULT_MARGIN)),
+            source=str(d.get("source", "")),
+            extra=dict(d.get("extra", {})),
+        )
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``.json`` (readable) or ``.npz`` (the same record, JSON inside an array)."""
+        path = Path(path)
+        text = json.dumps(self.to_dict(), indent=1)
+        if path.suffix == ".npz":
+            np.savez(path, joint_limits=np.array(text))
+        else:
+            path.write_text(text, encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> JointLimits:
+        path = Path(path)
+        try:
+            if path.suffix == ".npz":
+                with np.load(path, allow_pickle=False) as f:
+                    text = str(f["joint_limits"])
+            else:
+                text = path.read_text(encoding="utf-8")
+            return cls.from_dict(json.loads(text))
+        except (OSError, ValueError, KeyError) as exc:
+            raise CheckpointError(f"{path}: cannot read joint limits ({exc})") from exc
+
+
+def tangent_basis(rest: np.ndarray) -> np.ndarray:
+    """(B, 3) unit directions → (B, 2, 3) orthonormal ``(u, w)`` perpendicular to each, ``w = r × u``.
+
+    ``u`` is the coordinate axis least aligned with ``r`` (lowest index on ties), made perpendicular to it.
+    """
+    rest = np.asarray(rest, dtype=np.float64)
+    k = np.argmin(np.abs(rest), axis=-1)
+    e = np.eye(3)[k]
+    u = e - np.sum(e * rest, axis=-1, keepdims=True) * rest
+    u /= np.linalg.norm(u, axis=-1, keepdims=True)
+    w = np.cross(rest, u)
+    return np.stack([u, w], axis=-2)
+
+
+def limits_path_beside(path: str | Path) -> Path:
+    """Where the joint limits of a model or dataset file live: ``name.pt`` → ``name.joint_limits.json``."""
+    path = Path(path)
+    return path.with_name(path.stem + LIMITS_SUFFIX)
+
+
+def save_limits_beside(limits: JointLimits, path: str | Path) -> Path:
+    """Save ``limits`` as the JSON sidecar of the model or dataset at ``path``."""
+    return limits.save(limits_path_beside(path))
+
+
+def load_limits_beside(path: str | Path) -> JointLimits | None:
+    """The joint limits saved beside a model or dataset file, or ``None`` when there are none."""
+    sidecar = limits_path_beside(path)
+    return JointLimits.load(sidecar) if sidecar.is_file() else None
+
+
+def find_joint_limits(path: str | Path | None = None, model=None) -> JointLimits | None:
+    """The limits stored with a model: a sidecar beside ``path``, else ``model.meta["joint_limits"]``."""
+    if path is not None:
+        found = load_limits_beside(path)
+        if found is not None:
+            return found
+    meta = getattr(model, "meta", None)
+    if isinstance(meta, dict) and meta.get("joint_limits"):
+        return JointLimits.from_dict(meta["joint_limits"])
+    return None
+
+
+# -- kinematics on the tree (batched torch, any leading dims) -----------------------------------------------
+def _normalise(v: torch.Tensor) -> torch.Tensor:
+    return v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def _frame_from_two(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Gram–Schmidt frame (columns x, y, z) with x along ``a`` and y in the plane of ``a`` and ``b``."""
+    x = _normalise(a)
+    y = _normalise(b - (b * x).sum(-1, keepdim=True) * x)
+    z = torch.linalg.cross(x, y, dim=-1)
+    return torch.stack([x, y, z], dim=-1)
+
+
+def _exp_so3(omega: torch.Tensor) -> torch.Tensor:
+    """Rodrigues for rotation vectors ``(..., 3)`` → ``(..., 3, 3)``, written for the projection's inner loop.
+
+    ``engine.kinematics.axis_angle_to_matrix`` normalises the axis first, which gives a zero gradient at the
+    zero rotation (a bone exactly at rest could never leave it); the series form here is exact there, and
+    takes fewer kernels per call, which matters in a loop run hundreds of times per projection.
+    """
+    t2 = omega.square().sum(-1)[..., None, None]
+    small = t2 < 1e-8
+    safe = torch.where(small, torch.ones_like(t2), t2)
+    t = safe.sqrt()
+    cos_t = torch.where(small, 1 - t2 / 2, t.cos())
+    sinc = torch.where(small, 1 - t2 / 6, t.sin() / t)
+    cosc = torch.where(small, 0.5 - t2 / 24, (1 - t.cos()) / safe)
+    x, y, z = omega.unbind(-1)
+    zero = torch.zeros_like(x)
+    K = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*omega.shape, 3)
+    eye = torch.eye(3, dtype=omega.dtype, device=omega.device)
+    return cos_t * eye + sinc * K + cosc * (omega[..., :, None] * omega[..., None, :])
+
+
+def _swing(rest: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
+    """Rotation vector of the minimal rotation taking unit ``rest`` to unit ``direction`` (perpendicular to rest)."""
+    n = torch.linalg.cross(rest.expand_as(direction), direction, dim=-1)
+    s = n.norm(dim=-1, keepdim=True)
+    c = (rest * direction).sum(-1, keepdim=True)
+    theta = torch.atan2(s, c)
+    scale = torch.where(s > 1e-12, theta / s.clamp_min(1e-12), torch.ones_like(s))
+    return n * scale
+
+
+class _Tree:
+    """Forward and inverse kinematics in the joint-angle parametrisation of :class:`JointLimits`.
+
+    Parameters of a pose sequence ``(..., V, 3)``: root position ``(..., 3)``, root frame as two vectors
+    ``(..., 6)`` (Gram–Schmidt gives the rotation, so the optimiser needs no constraint), joint angles
+    ``(..., B, 2)``; bone lengths ``(..., B)`` are given, not optimised.
+    """
+
+    def __init__(self, limits: JointLimits, device: torch.device, dtype: torch.dtype = torch.float64) -> None:
+        sk = limits.skeleton
+        self.limits = limits
+        self.skeleton = sk
+        self.dtype = dtype
+        self.device = device
+        t = lambda a: torch.tensor(np.asarray(a), dtype=dtype, device=device)  # noqa: E731 (a copy)
+        self.rest = t(limits.rest)
+        self.axes = t(limits.axes)
+        self.free = torch.as_tensor(limits.free, device=device)
+        # Clamp box: a little inside the limits, and fixed angles exactly 0.
+        lo, hi = limits.lower.copy(), limits.upper.copy()
+        room = (hi - lo) > 2 * _INSIDE
+        lo[room] += _INSIDE
+        hi[room] -= _INSIDE
+        lo[~limits.free] = 0.0
+        hi[~limits.free] = 0.0
+        self.lo, self.hi = t(lo), t(hi)
+        self.bone_parent = [int(p) for p in sk.bone_parents]
+        self.bone_child = [int(c) for c in sk.bone_children]
+        self.root = sk.root
+        bone_of_joint = {c: b for b, c in enumerate(self.bone_child)}
+        depth = sk.depth
+        # Bones by depth. A bone's parent joint is the child of a bone one level up (or the root), so each level
+        # only reads the level above: ``slot`` is the parent's position within that level (-1: the root).
+        self.levels = []
+        slot_of_joint = {self.root: -1}
+        for d in range(1, int(depth.max()) + 1):
+            bones = [bone_of_joint[j] for j in range(sk.num_joints) if depth[j] == d]
+            slots = [slot_of_joint[self.bone_parent[b]] for b in bones]
+            for k, b in enumerate(bones):
+                slot_of_joint[self.bone_child[b]] = k
+            self.levels.append(
+                (
+                    torch.as_tensor(bones, device=device),
+                    torch.as_tensor(slots if d > 1 else [0] * len(bones), device=device),
+                    torch.as_tensor([self.bone_parent[b] for b in bones], device=device),
+                    torch.as_tensor([self.bone_child[b] for b in bones], device=device),
+                )
+            )
+        bone_order = [b for lv in self.levels for b in lv[0].tolist()]
+        self.bone_order = torch.as_tensor(bone_order, device=device)  # bones in level order
+        self.bone_unpermute = torch.as_tensor(np.argsort(bone_order), device=device)
+        order = [self.root] + [self.bone_child[b] for b in bone_order]
+        self.unpermute = torch.as_tensor(np.argsort(order), device=device)  # level order -> joint order
+        self.frame_bones = limits.frame_bones
+
+    def lengths(self, pos: torch.Tensor) -> torch.Tensor:
+        par = torch.as_tensor(self.bone_parent, device=pos.device)
+        ch = torch.as_tensor(self.bone_child, device=pos.device)
+        return (pos.index_select(-2, ch) - pos.index_select(-2, par)).norm(dim=-1)
+
+    def root_frame(self, pos: torch.Tensor) -> torch.Tensor:
+        if self.frame_bones is None:
+            eye = torch.eye(3, dtype=pos.dtype, device=pos.device)
+            return eye.expand(*pos.shape[:-2], 3, 3)
+        a, b = self.frame_bones
+        r = pos[..., self.root, :]
+        return _frame_from_two(pos[..., self.bone_child[a], :] - r, pos[..., self.bone_child[b], :] - r)
+
+    def ik(self, pos: torch.Tensor, *, fit_rest: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Positions ``(..., V, 3)`` → (root position, root 6-vector, joint angles ``(..., B, 2)``).
+
+        ``fit_rest``: first set each bone's rest direction to its mean local direction over all of ``pos``
+        (level by level, since a bone's local direction depends on its parent's rest direction).
+        """
+        pos = pos.to(self.dtype)
+        f0 = self.root_frame(pos)
+        prev_frames = f0[..., None, :, :]
+        angles = []
+        for bones, slot, par, ch in self.levels:
+            fp = prev_frames.index_select(-3, slot)  # (..., nb, 3, 3)
+            vec = pos.index_select(-2, ch) - pos.index_select(-2, par)
+            length = vec.norm(dim=-1, keepdim=True)
+            ok = length > _MIN_BONE
+            local = (fp.transpose(-1, -2) @ vec[..., None])[..., 0] / length.clamp_min(1e-12)
+            if fit_rest:
+                self._fit_rest(bones, local, ok)
+            rest, axes = self.rest[bones], self.axes[bones]
+            omega = torch.where(ok, _swing(rest, local), torch.zeros_like(local))
+            ang = (omega[..., None, :] * axes).sum(-1)  # (..., nb, 2)
+            angles.append(ang)
+            prev_frames = fp @ _exp_so3((ang[..., None] * axes).sum(-2))
+        angles = torch.cat(angles, dim=-2).index_select(-2, self.bone_unpermute)
+        rot6 = torch.cat([f0[..., :, 0], f0[..., :, 1]], dim=-1)
+        return pos[..., self.root, :].clone(), rot6, angles
+
+    def _fit_rest(self, bones: torch.Tensor, local: torch.Tensor, ok: torch.Tensor) -> None:
+        mean = (local * ok).reshape(-1, *local.shape[-2:]).sum(0)
+        if self.frame_bones is not None:
+            mean[bones == self.frame_bones[1], 2] = 0.0  # exactly in the root frame's x–y plane
+        norm = mean.norm(dim=-1, keepdim=True)
+        fallback = torch.tensor([1.0, 0.0, 0.0], dtype=mean.dtype, device=mean.device)
+        self.rest[bones] = torch.where(norm > 1e-9, mean / norm.clamp_min(1e-12), fallback)
+        limits = JointLimits(self.skeleton, self.rest.cpu().numpy(), self.limits.lower, self.limits.upper, self.frame_bones)
+        self.axes = torch.as_tensor(limits.axes, dtype=self.dtype, device=self.device)
+
+    def fk(self, root: torch.Tensor, rot6: torch.Tensor, angles: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(root position, root 6-vector, joint angles, bone lengths) → positions ``(..., V, 3)`` (differentiable)."""
+        if self.frame_bones is None:
+            f0 = torch.eye(3, dtype=root.dtype, device=root.device).expand(*root.shape[:-1], 3, 3)
+        else:
+            f0 = _frame_from_two(rot6[..., :3], rot6[..., 3:])
+        # Fixed angles are 0, and so are those of zero-length bones (their direction is undefined).
+        angles = angles * self.free * (lengths > _MIN_BONE)[..., None]
+        angles = angles.index_select(-2, self.bone_order)  # level order: each level is a slice
+        lengths = lengths.index_select(-1, self.bone_order)
+        prev_frames, prev_pos = f0[..., None, :, :], root[..., None, :]
+        out, start = [prev_pos], 0
+        for bones, slot, _, _ in self.levels:
+            n = len(bones)
+            omega = (angles[..., start : start + n, :, None] * self.axes[bones]).sum(-2)
+            frames = prev_frames.index_select(-3, slot) @ _exp_so3(omega)
+            direction = (frames * self.rest[bones][:, None, :]).sum(-1)
+            prev_pos = prev_pos.index_select(-2, slot) + lengths[..., start : start + n, None] * direction
+            prev_frames = frames
+            out.append(prev_pos)
+            start += n
+        return torch.cat(out, dim=-2).index_select(-2, self.unpermute)
+
+    def clamp_(self, angles: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Put angles inside their (slightly shrunk) limits and swing magnitudes below π, in place."""
+        torch.maximum(angles, self.lo, out=angles)
+        torch.minimum(angles, self.hi, out=angles)
+        norm = angles.norm(dim=-1, keepdim=True)
+        angles.mul_(torch.where(norm > _MAX_SWING, _MAX_SWING / norm.clamp_min(1e-12), torch.ones_like(norm)))
+        if lengths is not None:
+            angles.mul_((lengths > _MIN_BONE)[..., None])
+        return angles
+
+
+# -- public joint-angle functions ---------------------------------------------------------------------------
+def _as_positions(data, skeleton: Skeleton) -> list[np.ndarray]:
+    """Every accepted input form → a list of (F, V, 3) float64 arrays (all-zero padding frames dropped)."""
+    out: list[np.ndarray] = []
+
+    def add(arr) -> None:
+        if isinstance(arr, torch.Tensor):
+            arr = arr.detach().cpu().numpy()
+        arr = np.asarray(arr, dtype=np.float64)
+        V = skeleton.num_joints
+        if arr.ndim == 5 and arr.shape[1] == 3 and arr.shape[3] == V:  # (N, 3, T, V, M) model input
+            arr = np.moveaxis(arr, 1, -1)  # (N, T, V, M, 3)
+            arr = np.moveaxis(arr, 3, 1)  # (N, M, T, V, 3)
+        skeleton.check_positions(arr, "joint-limit data")
+        arr = arr.reshape(-1, V, 3)
+        keep = np.abs(arr).reshape(len(arr), -1).max(axis=1) > 0
+        out.append(arr[keep])
+
+    if isinstance(data, (np.ndarray, torch.Tensor)):
+        add(data)
+    elif hasattr(data, "bodies") and hasattr(data, "skeleton"):  # a Clip
+        add(data.bodies)
+    elif hasattr(data, "clips"):  # a dataset object
+        for c in data.clips:
+            add(c.bodies if hasattr(c, "bodies") else c)
+    elif isinstance(data, Iterable):
+        for item in data:
+            if hasattr(item, "bodies"):
+                add(item.bodies)
+            elif isinstance(item, tuple):  # (clip, label) pairs
+                add(item[0].bodies if hasattr(item[0], "bodies") else item[0])
+            else:
+                add(item)
+    else:
+        raise TypeError(f"cannot read positions from {type(data).__name__}")
+    if not out or sum(len(a) for a in out) == 0:
+        raise SkeletonMismatchError("no frames to estimate joint-angle limits from")
+    return out
+
+
+def estimate_joint_angle_limits(
+    data, skeleton: Skeleton, margin: float = DEFAULT_MARGIN, *, source: str = ""
+) -> JointLimits:
+    """Rest directions and per-joint, per-axis angle limits from real motion (see the module docstring).
+
+    ``data``: a dataset (anything with ``.clips``), clips, ``(..., V, 3)`` positions in metres or
+    ``(N, 3, T, V, M)`` model inputs. ``margin`` (radians) widens every observed range on both sides; every
+    range contains 0 (the rest direction) so that the projection always has a feasible point.
+    """
+    frames = np.concatenate(_as_positions(data, skeleton), axis=0)
+    pos = torch.as_tensor(frames, dtype=torch.float64)
+    B = skeleton.num_bones
+    root = skeleton.root
+    root_bones = [b for b in range(B) if int(skeleton.bone_parents[b]) == root]
+    lengths = np.linalg.norm(frames[:, skeleton.bone_children] - frames[:, skeleton.bone_parents], axis=-1)
+    usable = [b for b in root_bones if np.median(lengths[:, b]) > _MIN_BONE]
+    frame_bones = None
+    if len(usable) >= 2:
+        dirs = {b: frames[:, skeleton.bone_children[b]] - frames[:, root] for b in usable}
+        dirs = {b: d / np.maximum(np.linalg.norm(d, axis=-1, keepdims=True), 1e-12) for b, d in dirs.items()}
+        pairs = [(a, b) for i, a in enumerate(usable) for b in usable[i + 1 :]]
+        frame_bones = min(pairs, key=lambda p: float(np.mean(np.abs(np.sum(dirs[p[0]] * dirs[p[1]], -1)))))
+    provisional = JointLimits(skeleton, np.tile([1.0, 0.0, 0.0], (B, 1)), np.zeros((B, 2)), np.zeros((B, 2)), frame_bones)
+    tree = _Tree(provisional, torch.device("cpu"))
+    angles = tree.ik(pos, fit_rest=True)[2].numpy()
+    rest = tree.rest.numpy()
+    valid = lengths > _MIN_BONE
+    lower = np.where(valid[..., None], angles, np.inf).min(axis=0)
+    upper = np.where(valid[..., None], angles, -np.inf).max(axis=0)
+    lower = np.minimum(np.where(np.isfinite(lower), lower, 0.0), 0.0) - margin
+    upper = np.maximum(np.where(np.isfinite(upper), upper, 0.0), 0.0) + margin
+    if frame_bones is not None:
+        # The second frame bone opens in the x–y plane; keep it strictly between the x axis and its opposite so
+        # the Gram–Schmidt frame cannot flip.
+        b = frame_bones[1]
+        alpha0 = math.atan2(rest[b, 1], rest[b, 0])
+        lower[b, 0] = max(lower[b, 0], 0.05 - alpha0)
+        upper[b, 0] = min(upper[b, 0], math.pi - 0.05 - alpha0)
+    return JointLimits(
+        skeleton,
+        rest,
+        lower,
+        upper,
+        frame_bones,
+        float(margin),
+        source,
+        {"frames": int(len(frames))},
+    )
+
+
+def joint_angles(positions, limits: JointLimits):
+    """Joint angles (radians) of positions ``(..., V, 3)`` → ``(..., B, 2)``; numpy in, numpy out.
+
+    Defined in the module docstring; ``limits`` supplies the rest directions and the root frame's bones.
+    """
+    limits.skeleton.check_positions(positions)
+    if isinstance(positions, torch.Tensor):
+        tree = _Tree(limits, positions.device)
+        with torch.no_grad():
+            return tree.ik(positions.detach())[2].to(positions.dtype if positions.is_floating_point() else torch.float64)
+    tree = _Tree(limits, torch.device("cpu"))
+    with torch.no_grad():
+        return tree.ik(torch.as_tensor(np.asarray(positions, dtype=np.float64)))[2].numpy()
+
+
+# -- clips <-> bodies ---------------------------------------------------------------------------------------
+def _bodies(x: torch.Tensor) -> torch.Tensor:
+    """(N, 3, T, V, M) → (N, M, T, V, 3)."""
+    return x.permute(0, 4, 2, 3, 1)
+
+
+def _clips(b: torch.Tensor) -> torch.Tensor:
+    """(N, M, T, V, 3) → (N, 3, T, V, M)."""
+    return b.permute(0, 4, 2, 3, 1)
+
+
+def manifold_violations(clips: torch.Tensor, clean: torch.Tensor, limits: JointLimits) -> dict[str, torch.Tensor]:
+    """Per-sample constraint violations of ``clips`` (N, 3, T, V, M) with respect to the clean ``clean``.
+
+    ``bone_length_error``: largest |length change| of any bone in any frame (metres).
+    ``angle_violation``: largest distance of any joint angle outside its limits (radians; 0 when inside).
+    """
+    sk = limits.skeleton
+    with torch.no_grad():
+        bl = (bone_lengths(clips, sk) - bone_lengths(clean.to(clips), sk)).abs().flatten(1).amax(1)
+        tree = _Tree(limits, clips.device)
+        ang = tree.ik(_bodies(clips))[2]
+        viol = limits.violation(ang)
+        # Bones of zero clean length have no direction: their angles are 0 by definition.
+        clean_len = tree.lengths(_bodies(clean.to(clips)).to(torch.float64))
+        viol = viol * (clean_len > _MIN_BONE)[..., None]
+        return {"bone_length_error": bl.float(), "angle_violation": viol.flatten(1).amax(1).float()}
+
+
+# -- projection ---------------------------------------------------------------------------------------------
+DEFAULT_STEPS = 100
+DEFAULT_LR = 0.01
+
+
+class ManifoldProjector:
+    """Batched projection onto BASAR's manifold of a clean clip, on one device (see the module docstring).
+
+    ``accel_weight`` is ``w`` in ``‖x̃ − x′‖² + w ‖ẍ̃ − ẍ‖²`` (default 1.0, the BASAR code's ``--w``);
+    ``steps``/``lr`` drive projected Adam over root positions, root frames and joint angles, started from the
+    exact joint angles of ``x′`` clamped into the limits.
+    """
+
+    def __init__(
+        self,
+        limits: JointLimits,
+        device: torch.device | str = "cpu",
+        *,
+        accel_weight: float = 1.0,
+        steps: int = DEFAULT_STEPS,
+        lr: float = DEFAULT_LR,
+    ) -> None:
+        if accel_weight < 0:
+            raise ValueError(f"accel_weight must be >= 0, got {accel_weight}")
+        self.limits = limits
+        self.device = torch.device(device)
+        self.tree = _Tree(limits, self.device)
+        self.accel_weight = float(accel_weight)
+        self.steps = int(steps)
+        self.lr = float(lr)
+
+    def _check(self, adversarial: torch.Tensor, clean: torch.Tensor) -> None:
+        if adversarial.shape != clean.shape or adversarial.ndim != 5 or adversarial.shape[1] != 3:
+            raise ValueError(
+                f"projection needs matching (N, 3, T, V, M) clips, got {tuple(adversarial.shape)} and "
+                f"{tuple(clean.shape)}"
+            )
+        if adversarial.shape[3] != self.limits.skeleton.num_joints:
+            raise SkeletonMismatchError(
+                f"clips have {adversarial.shape[3]} joints but the joint limits are for skeleton "
+                f"{self.limits.skeleton.name!r} ({self.limits.skeleton.num_joints} joints)"
+            )
+
+    def params(self, clips: torch.Tensor, clean: torch.Tensor):
+        """Manifold parameters (root, root 6-vector, clamped angles) of ``clips`` and the clean bone lengths."""
+        self._check(clips, clean)
+        with torch.no_grad():
+            lengths = self.tree.lengths(_bodies(clean).to(self.device, torch.float64))
+            root, rot6, ang = self.tree.ik(_bodies(clips).to(self.device, torch.float64))
+            self.tree.clamp_(ang, lengths)
+        return (root, rot6, ang), lengths
+
+    def positions(self, params, lengths: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Clips (N, 3, T, V, M) from manifold parameters (always on the manifold)."""
+        with torch.no_grad():
+            return _clips(self.tree.fk(*params, lengths)).to(dtype)
+
+    def nearest(self, adversarial: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+        """The cheap projection (``w = 0``, no optimisation): clean bone lengths, angles clamped to limits."""
+        params, lengths = self.params(adversarial, clean)
+        return self.positions(params, lengths, adversarial.dtype)
+
+    def project(self, adversarial: torch.Tensor, clean: torch.Tensor, accel_weight: float | None = None) -> torch.Tensor:
+        """Project ``adversarial`` (N, 3, T, V, M) onto the manifold of ``clean``; same dtype and device.
+
+        Each body starts from the better (lower objective) of two feasible points: the joint angles of ``x′``
+        clamped into the limits, and those of the clean clip (clamped too, in case it lies outside limits
+        estimated from other data); projected Adam with a cosine-decaying step then descends from there.
+        """
+        self._check(adversarial, clean)
+        w = self.accel_weight if accel_weight is None else float(accel_weight)
+        dev = self.device
+        target = _bodies(adversarial).to(dev, torch.float64)
+        clean_b = _bodies(clean).to(dev, torch.float64)
+        use_accel = w > 0 and target.shape[2] > 2
+        clean_acc = temporal_derivative(clean_b, 2, 1.0, dim=2) if use_accel else None
+        (root, rot6, ang), lengths = self.params(adversarial, clean)
+        clean_params, _ = self.params(clean, clean)
+
+        def objective(params) -> torch.Tensor:
+            x = self.tree.fk(*params, lengths)
+            loss = (x - target).square().sum(dim=(2, 3, 4))
+            if use_accel:
+                acc = temporal_derivative(x, 2, 1.0, dim=2)
+                loss = loss + w * (acc - clean_acc).square().sum(dim=(2, 3, 4))
+            return loss  # (N, M): every body is its own problem
+
+        def pick(mask, a, b):
+            return torch.where(mask.reshape(*mask.shape, *([1] * (a.ndim - 2))), a, b)
+
+        with torch.no_grad():
+            from_clean = objective(clean_params) < objective((root, rot6, ang))
+        params = [pick(from_clean, c, p).clone().requires_grad_(True) for c, p in zip(clean_params, (root, rot6, ang))]
+        ang = params[2]
+        best = [p.detach().clone() for p in params]
+        best_loss = torch.full(target.shape[:2], float("inf"), dtype=torch.float64, device=dev)
+        opt = torch.optim.Adam(params, lr=self.lr)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(self.steps, 1), eta_min=self.lr / 20)
+        with torch.enable_grad():
+            for step in range(self.steps + 1):
+                loss = objective(params)
+                with torch.no_grad():
+                    better = loss < best_loss
+                    best_loss = torch.where(better, loss, best_loss)
+                    for b, p in zip(best, params):
+                        b.copy_(pick(better, p, b))
+                if step == self.steps:
+                    break
+                opt.zero_grad(set_to_none=True)
+                loss.sum().backward()
+                opt.step()
+                sched.step()
+                with torch.no_grad():
+                    self.tree.clamp_(ang, lengths)
+        return self.positions(best, lengths, adversarial.dtype).to(adversarial.device)
+
+
+def project_to_manifold(
+    adversarial: torch.Tensor,
+    clean: torch.Tensor,
+    limits: JointLimits,
+    *,
+    accel_weight: float = 1.0,
+    steps: int = DEFAULT_STEPS,
+    lr: float = DEFAULT_LR,
+) -> torch.Tensor:
+    """One-call form of :meth:`ManifoldProjector.project` on ``adversarial``'s device."""
+    return ManifoldProjector(limits, adversarial.device, accel_weight=accel_weight, steps=steps, lr=lr).project(
+        adversarial, clean
+    )
