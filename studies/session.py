@@ -127,6 +127,11 @@ class StudySession:
         return -1 if t is None else t.block
 
     # -- transitions ------------------------------------------------------------------------------------------
+    def _log(self, kind: str, detail: str = "") -> None:
+        """An event row for the current trial; nothing once the file is closed (the window may outlive it)."""
+        if not self.file.closed:
+            self.file.log_event(kind, self.current.index if self.current else None, detail)
+
     def _changed(self) -> None:
         if self.on_change is not None:
             self.on_change(self)
@@ -146,13 +151,13 @@ class StudySession:
 
     def accept_consent(self) -> None:
         self._expect(State.CONSENT)
-        self.file.log_event("consent_given", self.current.index if self.current else None)
+        self._log("consent_given")
         self.state = State.INSTRUCTIONS
         self._changed()
 
     def decline_consent(self) -> None:
         self._expect(State.CONSENT)
-        self.file.log_event("consent_declined")
+        self._log("consent_declined")
         self._abort("consent declined")
 
     def advance(self) -> None:
@@ -160,7 +165,7 @@ class StudySession:
         if self.state not in (State.INSTRUCTIONS, State.PRACTICE_DONE, State.BREAK) or self.paused:
             return
         if self.state is State.BREAK:
-            self.file.log_event("break_end", self.current.index)
+            self._log("break_end")
         self._begin_trial()
 
     def _begin_trial(self) -> None:
@@ -226,14 +231,14 @@ class StudySession:
             self.state = State.PRACTICE_DONE
         elif done.phase == "main" and nxt.block != done.block:
             self.state = State.BREAK
-            self.file.log_event("break_start", nxt.index, f"after block {done.block + 1}")
+            self._log("break_start", f"after block {done.block + 1}")
         else:
             self.state = State.TRIAL
         self._changed()
 
     def _finish(self) -> None:
         self.state = State.END
-        self.file.log_event("completed")
+        self._log("completed")
         self.file.set_status("completed")
         self.file.close()
         self._changed()
@@ -242,18 +247,16 @@ class StudySession:
     def focus_lost(self) -> None:
         if self.state is State.TRIAL:
             self.focus_losses += 1
-        if not self.file.closed:
-            self.file.log_event("focus_lost", self.current.index if self.current else None, self.state.value)
+        self._log("focus_lost", self.state.value)
 
     def focus_gained(self) -> None:
-        if not self.file.closed:
-            self.file.log_event("focus_gained", self.current.index if self.current else None, self.state.value)
+        self._log("focus_gained", self.state.value)
 
     def pause(self) -> None:
-        if self.paused or self.state in (State.END, State.ABORTED):
+        if self.paused or self.state in (State.END, State.ABORTED) or self.file.closed:
             return
         self.paused = True
-        self.file.log_event("paused", self.current.index if self.current else None, self.state.value)
+        self._log("paused", self.state.value)
         self._changed()
 
     def unpause(self) -> None:
@@ -262,14 +265,14 @@ class StudySession:
             return
         self.paused = False
         self.confirming_abort = False
-        self.file.log_event("unpaused", self.current.index if self.current else None, self.state.value)
+        self._log("unpaused", self.state.value)
         if self.state is State.TRIAL:
             self.onset = None  # the window presents the stimulus again and reports the new first swap
         self._changed()
 
     def request_abort(self) -> None:
         """Escape: pause and ask for confirmation. Nothing is lost (every answer is already on disk)."""
-        if self.state in (State.END, State.ABORTED):
+        if self.state in (State.END, State.ABORTED) or self.file.closed:
             return
         if not self.paused:
             self.pause()
@@ -286,7 +289,7 @@ class StudySession:
         self._abort("aborted by the experimenter")
 
     def _abort(self, why: str) -> None:
-        self.file.log_event("aborted", self.current.index if self.current else None, why)
+        self._log("aborted", why)
         self.file.set_status("aborted")
         self.file.close()
         self.paused = False
@@ -297,7 +300,7 @@ class StudySession:
     def close(self) -> None:
         """Close the file (the window calls this when it closes); answered trials are already on disk."""
         if not self.file.closed:
-            self.file.log_event("window_closed", self.current.index if self.current else None, self.state.value)
+            self._log("window_closed", self.state.value)
             self.file.close()
 
     def _expect(self, state: State) -> None:

@@ -337,7 +337,7 @@ class ParticipantWindow(QtWidgets.QWidget):
 
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:
         s = self.session
-        if s.state in (State.END, State.ABORTED) or s.state is State.CONSENT:
+        if s.state in (State.END, State.ABORTED, State.CONSENT) or s.file.closed:
             self._stop_presentation()
             s.close()
             ev.accept()
