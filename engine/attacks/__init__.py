@@ -3,10 +3,8 @@
 Importing this package registers every built-in attack in :data:`engine.attacks.base.ATTACKS`.
 """
 
+# Built-in attacks register themselves on import; each module is imported explicitly, once, here.
+from engine.attacks import ciasa, ifgsm, mifgsm, smart  # noqa: F401  (registration)
 from engine.attacks.base import ATTACKS, Attack, AttackResult, get_attack, register_attack
 
 __all__ = ["ATTACKS", "Attack", "AttackResult", "get_attack", "register_attack"]
-
-# Built-in attacks register themselves on import. Each module is listed once here.
-for _module in ():  # filled in as attack modules land: ("smart", "ifgsm", ...)
-    pass
