@@ -47,3 +47,59 @@ def cmu8_path(shared_data) -> Path:
     if not CMU8.is_file():
         pytest.skip(f"{CMU8} is absent")
     return CMU8
+
+
+# -- classifiers and their data (shared by the model, attack, defence and app tests) ------------------------------
+# The small ST-GCN trained once per session on the cmu8 benchmark split. Kept tiny so that it trains in well under
+# a minute on two CPU cores; tests/engine/test_train.py checks its held-out accuracy.
+CMU8_STGCN_RECIPE = {
+    "arch": "stgcn",
+    "arch_kwargs": {"base_channels": 16, "num_blocks": 4, "dropout": 0.0},
+    "epochs": 8,
+    "batch_size": 32,
+    "lr": 2e-3,
+    "seed": 0,
+}
+
+
+@pytest.fixture(scope="session")
+def cmu8_benchmark(cmu8_path):
+    """``(train, test)`` WindowSets of the cmu8 benchmark: 30 fps, 60-frame windows, stride 20, clip-level split."""
+    from engine.data import load_cmu8_benchmark
+
+    return load_cmu8_benchmark(cmu8_path, fps=30, window=60, stride=20, seed=0)
+
+
+@pytest.fixture(scope="session")
+def cmu8_stgcn(cmu8_benchmark):
+    """A small ST-GCN trained on the cmu8 benchmark's train windows (CPU, seeded), in eval mode.
+
+    Shared by the whole session: do not train or modify it in place (``copy.deepcopy`` it first).
+    """
+    from engine.train import train_classifier
+
+    train, _ = cmu8_benchmark
+    recipe = dict(CMU8_STGCN_RECIPE)
+    result = train_classifier(recipe.pop("arch"), train, None, device="cpu", preprocessing={"stride": 20}, **recipe)
+    return result.classifier.eval()
+
+
+@pytest.fixture(scope="session")
+def demo_dataset():
+    """The shipped synthetic demo dataset (hdm05_25, 8 classes) as a ClipDataset."""
+    from engine.assets import DEMO_DATASET, asset_path
+    from engine.io import load_dataset
+
+    return load_dataset(asset_path(DEMO_DATASET))
+
+
+@pytest.fixture(scope="session")
+def demo_classifier():
+    """The shipped demo ST-GCN (assets/models/demo_stgcn.pt), in eval mode. Do not modify it in place."""
+    from engine.assets import ASSETS_DIR, DEMO_CHECKPOINTS
+    from engine.models.checkpoint import load_classifier
+
+    path = ASSETS_DIR / DEMO_CHECKPOINTS["stgcn"]
+    if not path.is_file():
+        pytest.skip(f"demo checkpoint {path} is absent")
+    return load_classifier(path)

@@ -1,0 +1,50 @@
+"""``skelviz eval``: accuracy and confusion matrix of a checkpoint on a dataset (no Qt)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+HELP = "evaluate a classifier checkpoint on a dataset: accuracy, confusion matrix, optional JSON report"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="classifier checkpoint (.pt)")
+    parser.add_argument("--data", required=True, help="dataset file")
+    parser.add_argument("--json", help="write {accuracy, confusion_matrix, class_names, n} here")
+    parser.add_argument("--split", default="test", choices=["test", "all"],
+                        help="test: the held-out clips of the checkpoint's own split (same seed and fraction); "
+                             "all: every clip of the file")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.io import load_dataset
+    from engine.models.checkpoint import load_classifier
+    from engine.train import evaluate, held_out_windows, resolve_device
+
+    device = resolve_device(args.device)
+    clf = load_classifier(args.model).to(device)
+    prep = clf.preprocessing
+    kw = {"fps": float(prep.get("fps", 30.0)), "window": int(prep.get("window", 60)),
+          "stride": int(prep.get("stride", 20)), "root_centre": bool(prep.get("root_centre", True))}
+    if args.split == "test":
+        _, windows = held_out_windows(args.data, seed=int(clf.meta.get("split_seed", 0)),
+                                      test_fraction=float(clf.meta.get("test_fraction", 0.25)), **kw)
+    else:
+        windows = load_dataset(args.data).to_windows(**kw)
+    report = evaluate(clf, windows, device=device)
+    report.pop("predictions")
+    names = report["class_names"]
+    print(f"{Path(args.model).name} on {args.data} ({args.split}): accuracy {report['accuracy']:.3f} "
+          f"({report['n']} windows)")
+    width = max(len(n) for n in names)
+    print("confusion matrix (rows: true class, columns: predicted):", file=sys.stderr)
+    for name, row in zip(names, report["confusion_matrix"]):
+        print(f"  {name:>{width}} " + " ".join(f"{v:4d}" for v in row), file=sys.stderr)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return 0

@@ -1,0 +1,97 @@
+"""``skelviz train``: fit a classifier on a dataset file and write a checkpoint (no Qt)."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+import time
+
+HELP = "train a classifier (ST-GCN, CTR-GCN, ...) on a dataset, split by clip, and write a checkpoint"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="architecture: stgcn, ctrgcn, sgn, msg3d, agcn2s, hrnn, mlp")
+    parser.add_argument("--data", required=True, help="dataset file (.h5 project/positions format, .npz, folder ...)")
+    parser.add_argument("--out", required=True, help="checkpoint to write (.pt)")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (cosine schedule)")
+    parser.add_argument("--weight-decay", type=float, default=1e-4)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the split, the initialisation and the batches")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--fps", type=float, default=30.0, help="resample clips to this frame rate")
+    parser.add_argument("--window", type=int, default=60, help="frames per training window")
+    parser.add_argument("--stride", type=int, default=20, help="frames between window starts")
+    parser.add_argument("--test-fraction", type=float, default=0.25, help="share of each class's clips held out")
+    parser.add_argument("--width", default="small", choices=["small", "paper"],
+                        help="architecture size preset (small trains on a CPU in minutes; paper is the published size)")
+    parser.add_argument("--arch-arg", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one constructor argument, e.g. --arch-arg base_channels=32 (repeatable)")
+    parser.add_argument("--augment", action="store_true", help="random yaw rotation, scale and jitter while training")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def parse_arch_args(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"error: --arch-arg expects KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key.strip()] = value  # a bare word: keep it as a string
+    return out
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr; epoch summaries on their own lines."""
+
+    def __init__(self, quiet: bool = False, width: int = 30) -> None:
+        self.quiet, self.width, self.t0 = quiet, width, time.perf_counter()
+
+    def __call__(self, done: int, total: int, info: dict) -> None:
+        if info.get("epoch_end"):
+            line = f"epoch {info['epoch']}: loss {info['loss']:.3f}  train acc {info['train_accuracy']:.3f}"
+            if "val_accuracy" in info:
+                line += f"  held-out acc {info['val_accuracy']:.3f}"
+            print(("\r" if not self.quiet else "") + line.ljust(self.width + 40), file=sys.stderr, flush=True)
+            return
+        if self.quiet:
+            return
+        filled = int(self.width * done / max(total, 1))
+        elapsed = time.perf_counter() - self.t0
+        bar = "█" * filled + "░" * (self.width - filled)
+        print(f"\r{bar} {100 * done / max(total, 1):5.1f}%  epoch {info['epoch']}  loss {info['loss']:.3f}  "
+              f"{elapsed:5.0f} s", end="", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.models.base import preset_kwargs
+    from engine.models.checkpoint import save_classifier
+    from engine.train import evaluate, held_out_windows, train_classifier
+
+    arch_kwargs = preset_kwargs(args.model, args.width)
+    arch_kwargs.update(parse_arch_args(args.arch_arg))
+    train, test = held_out_windows(args.data, fps=args.fps, window=args.window, stride=args.stride, seed=args.seed,
+                                   test_fraction=args.test_fraction)
+    print(f"{args.data}: {len(train)} training and {len(test)} held-out windows, {train.num_classes} classes, "
+          f"skeleton {train.skeleton.name}", file=sys.stderr)
+    result = train_classifier(
+        args.model, train, test, arch_kwargs=arch_kwargs, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        weight_decay=args.weight_decay, seed=args.seed, device=args.device, augment=args.augment,
+        preprocessing={"stride": args.stride},
+        meta={"data": str(args.data), "split_seed": args.seed, "test_fraction": args.test_fraction,
+              "width": args.width},
+        progress=ProgressBar(args.quiet),
+    )
+    clf = result.classifier
+    report = evaluate(clf, test) if len(test) else {"accuracy": float("nan"), "n": 0}
+    clf.meta["held_out_accuracy"] = report["accuracy"]
+    path = save_classifier(clf, args.out)
+    params = sum(p.numel() for p in clf.net.parameters())
+    print(f"{args.model}: held-out accuracy {report['accuracy']:.3f} on {report['n']} windows; "
+          f"{params:,} parameters; trained in {result.seconds:.0f} s; wrote {path} "
+          f"({path.stat().st_size / 1e6:.2f} MB)")
+    return 0
