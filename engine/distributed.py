@@ -40,7 +40,7 @@ import contextlib
 import datetime
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -51,6 +51,7 @@ from engine.errors import SkelvizError
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 SHARD_MODES = ("contiguous", "strided")
 
@@ -147,15 +148,21 @@ def shard_indices(n: int, rank: int, world_size: int, mode: str = "contiguous") 
     return list(range(start, stop))
 
 
-def describe_positions(positions: Sequence[int]) -> str:
-    """Short text for a shard: ``"items 4-7"``, ``"items 1, 3, 5 (3 of them)"``, ``"no items"``."""
+def describe_positions(positions: Sequence[int], noun: str = "items") -> str:
+    """Short text for a shard: ``"items 4-7"``, ``"items 1, 3, 5 (3 of them)"``, ``"no items"``.
+
+    ``noun`` is the plural used (``"batches"``, ``"clips"``); a single position drops a trailing "s"/"es".
+    """
     pos = list(positions)
     if not pos:
-        return "no items"
+        return f"no {noun}"
     if pos == list(range(pos[0], pos[-1] + 1)):
-        return f"items {pos[0]}-{pos[-1]}" if len(pos) > 1 else f"item {pos[0]}"
+        if len(pos) == 1:
+            single = noun[:-2] if noun.endswith("ches") else noun[:-1] if noun.endswith("s") else noun
+            return f"{single} {pos[0]}"
+        return f"{noun} {pos[0]}-{pos[-1]}"
     head = ", ".join(str(p) for p in pos[:6])
-    return f"items {head}{', ...' if len(pos) > 6 else ''} ({len(pos)} of them)"
+    return f"{noun} {head}{', ...' if len(pos) > 6 else ''} ({len(pos)} of them)"
 
 
 def sample_generator(seed: int, index: int, device: torch.device | str = "cpu") -> torch.Generator:
@@ -279,6 +286,39 @@ class DistContext:
         except Exception as exc:  # reported to every rank by check(); re-raised there as the cause
             error = exc
         self.check(error, what)
+
+
+def map_sharded(
+    fn: Callable[[T], R],
+    items: Sequence[T],
+    *,
+    ctx: DistContext | None = None,
+    what: str = "items",
+    mode: str = "contiguous",
+) -> list[R] | None:
+    """``[fn(item) for item in items]`` with the items split over the ranks; the list on rank 0, None elsewhere.
+
+    Each rank calls ``fn`` on its shard (in order); the results are gathered and returned on rank 0 in the
+    order of ``items``, exactly the list a single process computes. A failure on any rank makes every rank
+    raise :class:`DistributedError` naming the rank and the items it held (``what`` names them in the
+    message, e.g. ``"batches"``). In a single process this is a plain loop and exceptions pass unchanged.
+    Make ``items`` whole batches of the global order so that ``fn`` sees the same inputs on any number of
+    ranks.
+    """
+    ctx = ctx or current()
+    seq = list(items)
+    mine = ctx.shard_positions(len(seq), mode)
+    done: list[tuple[int, R]] = []
+    with ctx.guard(describe_positions(mine, what)):
+        for pos in mine:
+            done.append((pos, fn(seq[pos])))
+    parts = ctx.gather(done)
+    if parts is None:
+        return None
+    merged = sorted((pair for part in parts for pair in part), key=lambda pair: pair[0])
+    if [pos for pos, _ in merged] != list(range(len(seq))):  # a bug in sharding, never a user error
+        raise DistributedError(f"gathered results cover positions {[p for p, _ in merged]}, not 0..{len(seq) - 1}")
+    return [result for _, result in merged]
 
 
 _STACK: list[DistContext] = []

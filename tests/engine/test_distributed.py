@@ -25,6 +25,7 @@ from engine.distributed import (
     dist_context,
     gather_to_rank0,
     is_main,
+    map_sharded,
     rank_info,
     resolve_device,
     sample_generator,
@@ -94,6 +95,9 @@ def test_describe_positions():
     assert describe_positions([3]) == "item 3"
     assert describe_positions([4, 5, 6, 7]) == "items 4-7"
     assert describe_positions([1, 3, 5]) == "items 1, 3, 5 (3 of them)"
+    assert describe_positions([2], "batches") == "batch 2"
+    assert describe_positions([2, 3], "batches") == "batches 2-3"
+    assert describe_positions([], "clips") == "no clips"
 
 
 # -- environment and device -------------------------------------------------------------------------------
@@ -152,6 +156,7 @@ def test_single_process_context_is_transparent(monkeypatch):
         assert gather_to_rank0({"x": 1}) == [{"x": 1}]
         assert ctx.all_gather(5) == [5] and ctx.broadcast("b") == "b"
         ctx.barrier()
+        assert map_sharded(lambda b: b * 10, [3, 1, 2], what="batches") == [30, 10, 20]
         with pytest.raises(KeyError):  # not wrapped: single-process behaviour is unchanged
             with ctx.guard("items 0-4"):
                 raise KeyError("boom")
@@ -169,7 +174,7 @@ WORKER = textwrap.dedent(
     """
     import json, sys
     import torch
-    from engine.distributed import dist_context, shard, gather_to_rank0, describe_positions
+    from engine.distributed import dist_context, shard, gather_to_rank0, describe_positions, map_sharded
 
     fail_rank = int(sys.argv[1])
     out = sys.argv[2]
@@ -181,17 +186,21 @@ WORKER = textwrap.dedent(
             squares = {i: i * i for i in shard(range(7))}
         parts = gather_to_rank0((ctx.rank, squares, torch.full((2,), float(ctx.rank))))
         seed = ctx.broadcast(1234 if ctx.is_main else None)
+        mapped = map_sharded(lambda b: (b, ctx.rank), [10, 11, 12, 13, 14], what="batches")
+        assert (mapped is None) != ctx.is_main
         everywhere = ctx.all_gather(ctx.local_rank)
         if ctx.is_main:
             merged = {}
             for _, sq, _ in parts:
                 merged.update(sq)
             json.dump({"ranks": [p[0] for p in parts], "merged": merged, "tensors": [p[2].tolist() for p in parts],
-                       "seed": seed, "local": everywhere, "world": ctx.world_size}, open(out, "w"))
-        # phase 2: one rank fails inside its guarded work; every rank must stop with the same report
-        with ctx.guard(describe_positions(ctx.shard_positions(7))):
-            if ctx.rank == fail_rank:
-                raise FloatingPointError("NaN loss in clip 5")
+                       "seed": seed, "mapped": mapped, "local": everywhere, "world": ctx.world_size}, open(out, "w"))
+        # phase 2: one rank fails inside its share of the work; every rank must stop with the same report
+        def work(b):
+            if b == 5 and ctx.rank == fail_rank:
+                raise FloatingPointError("NaN loss in batch 5")
+            return b
+        map_sharded(work, range(7), what="batches")
         open(out + f".after{ctx.rank}", "w").write("should not be reached")
     """
 )
@@ -210,8 +219,9 @@ def test_two_ranks_gather_in_order_and_a_failing_rank_is_reported_with_its_shard
     assert got["merged"] == {str(i): i * i for i in range(7)}
     assert got["tensors"] == [[0.0, 0.0], [1.0, 1.0]]
     assert got["seed"] == 1234
+    assert got["mapped"] == [[10, 0], [11, 0], [12, 0], [13, 1], [14, 1]]  # global order, contiguous shards
     # the failure: non-zero exit, neither rank went on, rank 0's error names rank 1 and its shard
     assert proc.returncode != 0
     assert not list(tmp_path.glob("out.json.after*"))
     assert "DistributedError" in text
-    assert "rank 1 (items 4-6) failed: FloatingPointError: NaN loss in clip 5" in text
+    assert "rank 1 (batches 4-6) failed: FloatingPointError: NaN loss in batch 5" in text
