@@ -1,0 +1,79 @@
+"""Label-only access to a classifier: what a decision-based (black-box) attacker is allowed to see.
+
+A :class:`LabelOracle` wraps any classifier taking ``(N, 3, T, V, M)`` clips and answers a batch of queries
+with the predicted labels only (the argmax of the model's output), under ``torch.no_grad``. It counts every
+clip it is asked about against the attacked sample that asked (``owners``), so a batched attack can query many
+samples' candidates in one forward pass and still report each sample's query count honestly.
+
+While the oracle runs the model, :func:`in_oracle_call` is true. A model can check it to refuse any other
+access (the BASAR tests do, to prove that the attack never reads logits or gradients).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from engine.errors import AttackError
+
+__all__ = ["LabelOracle", "in_oracle_call"]
+
+_IN_ORACLE = contextvars.ContextVar("skelviz_in_oracle_call", default=False)
+
+
+def in_oracle_call() -> bool:
+    """True while a :class:`LabelOracle` is evaluating its model."""
+    return _IN_ORACLE.get()
+
+
+@contextlib.contextmanager
+def _oracle_call() -> Iterator[None]:
+    token = _IN_ORACLE.set(True)
+    try:
+        yield
+    finally:
+        _IN_ORACLE.reset(token)
+
+
+class LabelOracle:
+    """Predicted labels of a classifier, with a per-sample query count.
+
+    ``num_samples``: how many attacked samples the queries are attributed to (``owners`` index them).
+    ``batch_size``: the largest number of clips sent to the model at once (bigger requests are split).
+    """
+
+    def __init__(self, model: nn.Module, num_samples: int = 0, *, batch_size: int = 256) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.model = model
+        self.batch_size = int(batch_size)
+        self.counts = torch.zeros(int(num_samples), dtype=torch.long)
+
+    def reset(self, num_samples: int) -> None:
+        """Start counting afresh for ``num_samples`` attacked samples."""
+        self.counts = torch.zeros(int(num_samples), dtype=torch.long)
+
+    @property
+    def total(self) -> int:
+        """All queries answered since the last :meth:`reset`."""
+        return int(self.counts.sum())
+
+    def __call__(self, clips: torch.Tensor, owners: torch.Tensor) -> torch.Tensor:
+        """Labels ``(K,)`` of ``clips`` ``(K, 3, T, V, M)``; query ``k`` is charged to sample ``owners[k]``."""
+        owners = torch.as_tensor(owners, dtype=torch.long).reshape(-1).cpu()
+        if owners.numel() != clips.shape[0]:
+            raise AttackError(f"{clips.shape[0]} queries but {owners.numel()} owners")
+        if owners.numel() == 0:
+            return torch.zeros(0, dtype=torch.long, device=clips.device)
+        if int(owners.min()) < 0 or int(owners.max()) >= self.counts.numel():
+            raise AttackError(f"query owners must lie in 0..{self.counts.numel() - 1}")
+        labels = []
+        with torch.no_grad(), _oracle_call():
+            for chunk in clips.split(self.batch_size):
+                labels.append(self.model(chunk).argmax(dim=-1))
+        self.counts += torch.bincount(owners, minlength=self.counts.numel())
+        return torch.cat(labels).to(clips.device)
