@@ -61,6 +61,7 @@ class ParticipantWindow(QtWidgets.QWidget):
         self.setCursor(QtCore.Qt.CursorShape.ArrowCursor)
         self._keys = {_key_code(k): action for action, k in self.protocol.keys.items()}
         self._presenting = False
+        self._shown_trial: int | None = None
         self._pending_swaps: set[StimulusView] = set()
         self._play_start = 0.0
         self._build()
@@ -214,14 +215,14 @@ class ParticipantWindow(QtWidgets.QWidget):
         self.question.setText(self.protocol.question)
         self.label.setVisible(self.protocol.show_label)
         self.label.setText(f"“{trial.label}”" if self.protocol.show_label else "")
-        for view in self.views:
-            view.set_motion(None)
         for cap, side in zip(self.captions, ("Left", "Right")):
             cap.setText(side if len(self.views) == 2 else "")
+        if not self._presenting or self._shown_trial != trial.index:
+            # a new trial, or one to show again after a pause: blank views for the inter-trial interval
+            self._stop_presentation()
+            self._iti_timer.start(self.protocol.inter_trial_ms)
         self._update_buttons()
         self.stack.setCurrentWidget(self.trial_page)
-        if not self._presenting and not self._iti_timer.isActive():
-            self._iti_timer.start(self.protocol.inter_trial_ms)
 
     def _update_buttons(self) -> None:
         s = self.session
@@ -240,6 +241,7 @@ class ParticipantWindow(QtWidgets.QWidget):
         trial = s.current
         s.presentation_started()
         self._presenting = True
+        self._shown_trial = trial.index
         self._pending_swaps = set(self.views)
         for view, sid in zip(self.views, trial.stimuli):
             stim = s.stimuli[sid]
@@ -284,7 +286,6 @@ class ParticipantWindow(QtWidgets.QWidget):
     def _respond(self, response: str) -> None:
         if not self.session.accepting_responses:
             return
-        self._presenting = False
         self._play_timer.stop()
         self.session.respond(response)  # on disk before the next trial; triggers render()
 

@@ -152,3 +152,18 @@ def test_bad_stimulus_file_fails_before_any_window(tmp_path, qtbot):
     with pytest.raises(StudyError, match="stimulus file"):
         launch_study("naturalness", bad, fullscreen=False, out_dir=tmp_path / "sessions")
     assert not (tmp_path / "sessions").exists()
+
+
+def test_window_follows_the_session_when_it_moves_on_by_itself(qtbot, window):
+    """The window renders the session's state: answers given through the session API still move the window on."""
+    w, s = window, window.session
+    s.accept_consent()
+    s.advance()
+    for _ in range(3):
+        qtbot.waitUntil(lambda: s.accepting_responses, timeout=5000)
+        shown = s.current.index
+        assert s.respond("left")
+        if s.state is not State.TRIAL:
+            s.advance()
+        qtbot.waitUntil(lambda: s.accepting_responses, timeout=5000)
+        assert s.current.index == shown + 1 and w._shown_trial == shown + 1
