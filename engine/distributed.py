@@ -295,6 +295,7 @@ def map_sharded(
     ctx: DistContext | None = None,
     what: str = "items",
     mode: str = "contiguous",
+    on_result: Callable[[T, R], None] | None = None,
 ) -> list[R] | None:
     """``[fn(item) for item in items]`` with the items split over the ranks; the list on rank 0, None elsewhere.
 
@@ -304,6 +305,11 @@ def map_sharded(
     message, e.g. ``"batches"``). In a single process this is a plain loop and exceptions pass unchanged.
     Make ``items`` whole batches of the global order so that ``fn`` sees the same inputs on any number of
     ranks.
+
+    ``on_result(item, result)`` runs on rank 0 only, once per item: for rank 0's own items as soon as each is
+    computed (so a single process saves every batch as it finishes and can resume), for the other ranks'
+    items once they are gathered at the end (nothing crosses node boundaries but the gather, so the output
+    folder need not be on a shared filesystem).
     """
     ctx = ctx or current()
     seq = list(items)
@@ -311,13 +317,23 @@ def map_sharded(
     done: list[tuple[int, R]] = []
     with ctx.guard(describe_positions(mine, what)):
         for pos in mine:
-            done.append((pos, fn(seq[pos])))
-    parts = ctx.gather(done)
+            result = fn(seq[pos])
+            done.append((pos, result))
+            if on_result is not None and ctx.is_main:
+                on_result(seq[pos], result)
+    if not ctx.distributed:
+        return [result for _, result in done]
+    parts = ctx.gather([(pos, r) for pos, r in done] if not ctx.is_main else [])
     if parts is None:
         return None
-    merged = sorted((pair for part in parts for pair in part), key=lambda pair: pair[0])
+    merged = sorted([*done, *(pair for part in parts[1:] for pair in part)], key=lambda pair: pair[0])
     if [pos for pos, _ in merged] != list(range(len(seq))):  # a bug in sharding, never a user error
         raise DistributedError(f"gathered results cover positions {[p for p, _ in merged]}, not 0..{len(seq) - 1}")
+    if on_result is not None:
+        own = {pos for pos, _ in done}
+        for pos, result in merged:
+            if pos not in own:
+                on_result(seq[pos], result)
     return [result for _, result in merged]
 
 

@@ -156,7 +156,9 @@ def test_single_process_context_is_transparent(monkeypatch):
         assert gather_to_rank0({"x": 1}) == [{"x": 1}]
         assert ctx.all_gather(5) == [5] and ctx.broadcast("b") == "b"
         ctx.barrier()
-        assert map_sharded(lambda b: b * 10, [3, 1, 2], what="batches") == [30, 10, 20]
+        seen = []
+        assert map_sharded(lambda b: b * 10, [3, 1, 2], on_result=lambda b, r: seen.append((b, r))) == [30, 10, 20]
+        assert seen == [(3, 30), (1, 10), (2, 20)]
         with pytest.raises(KeyError):  # not wrapped: single-process behaviour is unchanged
             with ctx.guard("items 0-4"):
                 raise KeyError("boom")
@@ -186,7 +188,9 @@ WORKER = textwrap.dedent(
             squares = {i: i * i for i in shard(range(7))}
         parts = gather_to_rank0((ctx.rank, squares, torch.full((2,), float(ctx.rank))))
         seed = ctx.broadcast(1234 if ctx.is_main else None)
-        mapped = map_sharded(lambda b: (b, ctx.rank), [10, 11, 12, 13, 14], what="batches")
+        seen = []
+        mapped = map_sharded(lambda b: (b, ctx.rank), [10, 11, 12, 13, 14], what="batches",
+                             on_result=lambda b, r: seen.append(b))
         assert (mapped is None) != ctx.is_main
         everywhere = ctx.all_gather(ctx.local_rank)
         if ctx.is_main:
@@ -194,7 +198,7 @@ WORKER = textwrap.dedent(
             for _, sq, _ in parts:
                 merged.update(sq)
             json.dump({"ranks": [p[0] for p in parts], "merged": merged, "tensors": [p[2].tolist() for p in parts],
-                       "seed": seed, "mapped": mapped, "local": everywhere, "world": ctx.world_size}, open(out, "w"))
+                       "seed": seed, "mapped": mapped, "seen": seen, "local": everywhere, "world": ctx.world_size}, open(out, "w"))
         # phase 2: one rank fails inside its share of the work; every rank must stop with the same report
         def work(b):
             if b == 5 and ctx.rank == fail_rank:
@@ -220,6 +224,7 @@ def test_two_ranks_gather_in_order_and_a_failing_rank_is_reported_with_its_shard
     assert got["tensors"] == [[0.0, 0.0], [1.0, 1.0]]
     assert got["seed"] == 1234
     assert got["mapped"] == [[10, 0], [11, 0], [12, 0], [13, 1], [14, 1]]  # global order, contiguous shards
+    assert got["seen"] == [10, 11, 12, 13, 14]  # on_result on rank 0: once per item, every rank's items
     # the failure: non-zero exit, neither rank went on, rank 0's error names rank 1 and its shard
     assert proc.returncode != 0
     assert not list(tmp_path.glob("out.json.after*"))
