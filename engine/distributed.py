@@ -337,6 +337,64 @@ def map_sharded(
     return [result for _, result in merged]
 
 
+def local_part(batch: torch.Tensor, ctx: DistContext | None = None) -> torch.Tensor:
+    """This rank's contiguous part of a global minibatch (indices or samples along dim 0); all of it alone.
+
+    For data-parallel training: every rank draws the same global minibatch (same generator, same seed),
+    takes its part, and :func:`average_gradients` combines the parts' gradients into the gradient of the
+    global minibatch's mean loss. A part may be empty when the minibatch has fewer samples than ranks.
+    """
+    ctx = ctx or current()
+    if not ctx.distributed:
+        return batch
+    pos = ctx.shard_positions(int(batch.shape[0]))
+    return batch[pos[0] : pos[-1] + 1] if pos else batch[:0]
+
+
+def average_gradients(
+    grads: Sequence[torch.Tensor], local_count: int, ctx: DistContext | None = None
+) -> list[torch.Tensor]:
+    """Gradients of the global minibatch's mean loss from each rank's gradient of its part's mean loss.
+
+    ``grads``: this rank's gradients of the mean loss over its ``local_count`` samples (zeros when it had
+    none). Returns ``Σ_r n_r·g_r / Σ_r n_r`` on every rank, bitwise identical across ranks (one all-reduce),
+    so replicas that apply the same update with the same noise stay identical. In a single process the
+    gradients are returned unchanged.
+    """
+    ctx = ctx or current()
+    if not ctx.distributed:
+        return list(grads)
+    import torch.distributed as dist
+
+    flat = torch.cat([g.detach().reshape(-1).to(torch.float64) * local_count for g in grads])
+    count = torch.tensor([float(local_count)], dtype=torch.float64, device=flat.device)
+    packed = torch.cat([flat, count])
+    if ctx.backend == "nccl" and packed.device.type != "cuda":
+        packed = packed.to(ctx.device)
+    dist.all_reduce(packed, op=dist.ReduceOp.SUM)
+    total = float(packed[-1])
+    if total <= 0:
+        raise DistributedError("no rank had any sample in this minibatch; use a batch size of at least one")
+    out, offset = [], 0
+    for g in grads:
+        n = g.numel()
+        out.append((packed[offset : offset + n] / total).reshape(g.shape).to(device=g.device, dtype=g.dtype))
+        offset += n
+    return out
+
+
+def all_reduce_sum(values: Sequence[float], ctx: DistContext | None = None) -> list[float]:
+    """Sum of a few floats over the ranks (losses for logging, counts); unchanged in a single process."""
+    ctx = ctx or current()
+    if not ctx.distributed:
+        return [float(v) for v in values]
+    import torch.distributed as dist
+
+    t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=ctx.device)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t.cpu().tolist()
+
+
 _STACK: list[DistContext] = []
 
 

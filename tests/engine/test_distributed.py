@@ -20,11 +20,14 @@ from engine.distributed import (
     DistContext,
     DistributedError,
     RankInfo,
+    all_reduce_sum,
+    average_gradients,
     current,
     describe_positions,
     dist_context,
     gather_to_rank0,
     is_main,
+    local_part,
     map_sharded,
     rank_info,
     resolve_device,
@@ -159,6 +162,10 @@ def test_single_process_context_is_transparent(monkeypatch):
         seen = []
         assert map_sharded(lambda b: b * 10, [3, 1, 2], on_result=lambda b, r: seen.append((b, r))) == [30, 10, 20]
         assert seen == [(3, 30), (1, 10), (2, 20)]
+        batch = torch.arange(6)
+        assert local_part(batch) is batch
+        g = [torch.ones(2)]
+        assert average_gradients(g, 6)[0] is g[0] and all_reduce_sum([2, 3]) == [2.0, 3.0]
         with pytest.raises(KeyError):  # not wrapped: single-process behaviour is unchanged
             with ctx.guard("items 0-4"):
                 raise KeyError("boom")
@@ -177,6 +184,7 @@ WORKER = textwrap.dedent(
     import json, sys
     import torch
     from engine.distributed import dist_context, shard, gather_to_rank0, describe_positions, map_sharded
+    from engine.distributed import local_part, average_gradients, all_reduce_sum
 
     fail_rank = int(sys.argv[1])
     out = sys.argv[2]
@@ -193,6 +201,18 @@ WORKER = textwrap.dedent(
                              on_result=lambda b, r: seen.append(b))
         assert (mapped is None) != ctx.is_main
         everywhere = ctx.all_gather(ctx.local_rank)
+        # data-parallel gradient of a mean loss over a global minibatch of 5 samples (parts of 3 and 2)
+        w = torch.tensor([0.5, -1.0], requires_grad=True)
+        data = torch.arange(10, dtype=torch.float32).reshape(5, 2)
+        part = local_part(data)
+        loss = ((part @ w) ** 2).mean() if len(part) else (w * 0).sum()
+        g, = torch.autograd.grad(loss, [w])
+        g_avg, = average_gradients([g], len(part))
+        full, = torch.autograd.grad(((data @ w) ** 2).mean(), [w])
+        assert torch.allclose(g_avg, full, rtol=1e-6), (g_avg, full)
+        every = ctx.all_gather(g_avg)
+        assert torch.equal(every[0], every[1])  # bitwise identical replicas
+        assert all_reduce_sum([1.0, len(part)]) == [2.0, 5.0]
         if ctx.is_main:
             merged = {}
             for _, sq, _ in parts:
