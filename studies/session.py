@@ -65,7 +65,8 @@ class StudySession:
         self.resumed = resumed
         self._pos = self._first_open()
         self._reset_trial()
-        self.state = State.INSTRUCTIONS if resumed else State.CONSENT
+        # a resumed session skips consent only if it was given (a session killed on the consent page asks again)
+        self.state = State.INSTRUCTIONS if resumed and file.consented else State.CONSENT
         if self._pos is None:
             self._finish()
 

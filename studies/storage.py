@@ -156,6 +156,7 @@ class SessionFile:
         self.plan = [trial_from_row(r) for r in _decode(f["planned_trials"][()])]
         self.completed = {int(r["trial_index"]) for r in _decode(f["responses"][()]) if r["complete"]}
         self._n_rows = f["responses"].shape[0]
+        self.consented = any(e["kind"] == "consent_given" for e in _decode(f["events"][()]))
 
     # -- creation -------------------------------------------------------------------------------------------
     @classmethod

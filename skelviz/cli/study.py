@@ -102,7 +102,9 @@ def _run(args: argparse.Namespace) -> int:
         raise StudyError(f"the participant window needs PySide6 ({exc})") from None
     app = QtWidgets.QApplication.instance()
     if app is None:
-        QtCore.QCoreApplication.setAttribute(QtCore.Qt.ApplicationAttribute.AA_ShareOpenGLContexts)
+        from skelviz.app import configure_qt
+
+        configure_qt()  # as the app: shared GL contexts (pyqtgraph caches its shaders process-wide)
         app = QtWidgets.QApplication(sys.argv[:1])
     from skelviz.participant import launch_study
 

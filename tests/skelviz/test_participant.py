@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from PySide6 import QtCore, QtWidgets  # noqa: E402
+from PySide6 import QtCore  # noqa: E402
 
 from engine.errors import StudyError  # noqa: E402
 from skelviz.participant import launch_study  # noqa: E402
@@ -15,11 +15,7 @@ from studies.storage import read_session  # noqa: E402
 from tests.studies.conftest import make_stimulus_file  # noqa: E402
 
 pytestmark = [pytest.mark.gui, pytest.mark.gl]
-
-# pyqtgraph caches compiled shader programs process-wide: GL contexts must be shared (as in the app), which
-# has to be said before the QApplication exists (pytest-qt creates it at the first test that needs it).
-if QtWidgets.QApplication.instance() is None:
-    QtCore.QCoreApplication.setAttribute(QtCore.Qt.ApplicationAttribute.AA_ShareOpenGLContexts)
+# Qt is configured as the app does it (shared GL contexts) by tests/skelviz/conftest.py.
 
 PROTOCOL = """
 [study]
@@ -52,7 +48,7 @@ Key = QtCore.Qt.Key
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
+def participant_window(qtbot, tmp_path):
     proto = tmp_path / "p.toml"
     proto.write_text(PROTOCOL)
     stim = make_stimulus_file(tmp_path / "s.h5", n_clips=4, frames=12)
@@ -71,8 +67,8 @@ def _answer(qtbot, w, key):
     assert len(w.session.file.completed) == n + 1
 
 
-def test_short_session_by_keyboard(qtbot, window):
-    w, s = window, window.session
+def test_short_session_by_keyboard(qtbot, participant_window):
+    w, s = participant_window, participant_window.session
     assert s.state is State.CONSENT
     qtbot.keyClick(w, Key.Key_F)  # response keys do nothing outside trials
     assert s.state is State.CONSENT
@@ -108,8 +104,8 @@ def test_short_session_by_keyboard(qtbot, window):
     assert read_session(s.file.path).attrs["status"] == "completed"
 
 
-def test_escape_never_loses_data(qtbot, window):
-    w, s = window, window.session
+def test_escape_never_loses_data(qtbot, participant_window):
+    w, s = participant_window, participant_window.session
     qtbot.keyClick(w, Key.Key_Return)
     qtbot.keyClick(w, Key.Key_Return)
     _answer(qtbot, w, Key.Key_F)
@@ -131,8 +127,8 @@ def test_escape_never_loses_data(qtbot, window):
     assert [e["kind"] for e in data.events].count("paused") == 2
 
 
-def test_experimenter_pause(qtbot, window):
-    w, s = window, window.session
+def test_experimenter_pause(qtbot, participant_window):
+    w, s = participant_window, participant_window.session
     qtbot.keyClick(w, Key.Key_Return)
     qtbot.keyClick(w, Key.Key_Return)
     qtbot.waitUntil(lambda: s.accepting_responses, timeout=5000)
@@ -154,9 +150,9 @@ def test_bad_stimulus_file_fails_before_any_window(tmp_path, qtbot):
     assert not (tmp_path / "sessions").exists()
 
 
-def test_window_follows_the_session_when_it_moves_on_by_itself(qtbot, window):
+def test_window_follows_the_session_when_it_moves_on_by_itself(qtbot, participant_window):
     """The window renders the session's state: answers given through the session API still move the window on."""
-    w, s = window, window.session
+    w, s = participant_window, participant_window.session
     s.accept_consent()
     s.advance()
     for _ in range(3):

@@ -141,6 +141,20 @@ def test_resume_refuses_a_different_protocol_or_stimuli(tmp_path, stimulus_file)
         StudySession.resume(protocol, stim, path)
 
 
+def test_resume_asks_for_consent_again_if_it_was_never_given(tmp_path, stimulus_file):
+    protocol = load_protocol("naturalness")
+    stim = open_stimuli(stimulus_file, protocol)
+    session = StudySession.start(protocol, stim, tmp_path)
+    session.close()  # stopped on the consent page
+    resumed = StudySession.resume(protocol, stim, session.file.path)
+    assert resumed.state is State.CONSENT
+    resumed.accept_consent()
+    resumed.close()
+    again = StudySession.resume(protocol, stim, session.file.path)
+    assert again.state is State.INSTRUCTIONS
+    again.close()
+
+
 def test_a_torn_row_is_ignored(tmp_path, stimulus_file):
     """A kill between growing the table and writing the row leaves a fill-value row: readers skip it."""
     protocol = load_protocol("naturalness")
