@@ -19,13 +19,15 @@ log = logging.getLogger(__name__)
 
 
 def configure_qt() -> None:
-    """Process-wide Qt settings that must precede the QApplication (shared GL contexts, multisampling)."""
+    """Process-wide Qt settings that must precede the QApplication: shared GL contexts (pyqtgraph caches its
+    shader programs process-wide) and a depth buffer. No multisampling in the default format: it applies to
+    the whole window surface, and with software OpenGL every repaint of any widget then costs tens of ms;
+    lines are antialiased by GL line smoothing instead, and offscreen exports multisample their own buffer."""
     from PySide6 import QtCore, QtGui
 
     QtCore.QCoreApplication.setAttribute(QtCore.Qt.ApplicationAttribute.AA_ShareOpenGLContexts)
     fmt = QtGui.QSurfaceFormat.defaultFormat()
     fmt.setDepthBufferSize(24)
-    fmt.setSamples(4)
     QtGui.QSurfaceFormat.setDefaultFormat(fmt)
     QtCore.QCoreApplication.setOrganizationName("skelviz")
     QtCore.QCoreApplication.setApplicationName("skelviz")

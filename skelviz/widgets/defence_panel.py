@@ -189,7 +189,7 @@ class DefencePanel(QtWidgets.QWidget):
             protected = self._describe(self._defended_probs[slot], names)
             for col, text in enumerate((original, protected)):
                 item = QtWidgets.QTableWidgetItem(text)
-                item.setTextAlignment(int(QtCore.Qt.AlignmentFlag.AlignCenter))
+                item.setTextAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
                 self.table.setItem(row, col, item)
 
     def table_text(self) -> list[list[str]]:

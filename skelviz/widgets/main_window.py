@@ -45,7 +45,7 @@ class MainWindow(QtWidgets.QMainWindow):
         super().__init__()
         self.store = store if store is not None else QtCore.QSettings()
         self.errors: list[tuple[str, str]] = []  # every error shown, newest last (for tests and the log)
-        self._error_reporter = error_reporter or self._message_box
+        self._error_reporter = error_reporter if error_reporter is not None else self._message_box
         self.session = Session(Settings.load(self.store))
         self.settings = self.session.settings
         self.workers = WorkerPool(self)

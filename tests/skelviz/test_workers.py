@@ -65,20 +65,23 @@ def test_progress_is_batched_and_complete(qtbot, pool):
     assert len(batches) < 200  # far fewer signals than calls
 
 
-def test_cancel_takes_effect_within_half_a_second(qtbot, pool):
+def test_cancel_stops_the_work_at_its_next_check(qtbot, pool):
+    iterations = []
+
     def slow(progress=None, cancel=None):
         for i in range(10_000):
             time.sleep(0.01)  # one "iteration"
             if cancel():
                 raise CancelledError("stopped")
+            iterations.append(i)
             progress(i + 1, 10_000, {})
         return "never"
 
     task = pool.start(slow)
-    qtbot.wait(200)
-    t0 = time.monotonic()
+    qtbot.waitUntil(lambda: len(iterations) > 3, timeout=5000)
     task.cancel()
-    with qtbot.waitSignal(task.cancelled, timeout=2000):
+    at_cancel = len(iterations)
+    with qtbot.waitSignal(task.cancelled, timeout=5000):  # bench/ui.py measures how fast
         pass
-    assert time.monotonic() - t0 < 0.5
-    assert task.result is None
+    assert len(iterations) <= at_cancel + 1  # at most the iteration in flight finished
+    assert task.result is None and task.done
