@@ -127,3 +127,18 @@ def data_bn_fold(bn: nn.BatchNorm1d, x: torch.Tensor, num_person: int | None) ->
         m = num_person
         x = bn(x.permute(0, 4, 3, 1, 2).reshape(n, m * v * c, t))
     return x.view(n, m, v, c, t).permute(0, 1, 3, 4, 2).reshape(n * m, c, t, v), n, m
+
+
+def resample_frames(x: torch.Tensor, frames: int) -> torch.Tensor:
+    """(N, C, T, V) → (N, C, frames, V) for networks with a fixed number of frames.
+
+    Longer clips are averaged over ``frames`` equal segments (the deterministic counterpart of SGN's one frame
+    per segment), shorter ones linearly interpolated; either way every input frame contributes (attacks see a
+    gradient on every frame).
+    """
+    t, v = x.shape[2], x.shape[3]
+    if t == frames:
+        return x
+    if t > frames:
+        return torch.nn.functional.adaptive_avg_pool2d(x, (frames, v))
+    return torch.nn.functional.interpolate(x, size=(frames, v), mode="bilinear", align_corners=True)

@@ -4,8 +4,9 @@ Each function reproduces the adjacency construction of one official code base, s
 (whose learnable graph parameters were initialised from these matrices) mean the same thing here:
 
 - :func:`stgcn_spatial_partition`: ST-GCN's "spatial" partitioning (Yan et al., AAAI 2018, sec. 3.6): for
-  each joint, its neighbours split into the root node itself, the centripetal group (closer to the gravity
-  centre) and the centrifugal group (further away), each column-normalised (``normalize_digraph``).
+  each joint, its neighbours split into the root node itself, the centrifugal group (further from the gravity
+  centre; equidistant neighbours join it) and the centripetal group (nearer), in the official code's order,
+  each column-normalised (``normalize_digraph``).
 - :func:`inward_outward_partition`: the three subsets (identity, inward, outward) of 2s-AGCN and CTR-GCN.
 - :func:`k_adjacency` / :func:`normalize_adjacency`: MS-G3D's disentangled k-hop adjacency and its symmetric
   normalisation.

@@ -3,7 +3,8 @@ Action Recognition under Adversarial Attack", CVPR 2021).
 
 The clip, flattened to T·V·C values (bodies folded into the batch, features averaged over them), goes
 through two hidden ReLU layers and a linear classifier. It needs a fixed number of frames (``num_frames``,
-60 as in the SMART HDM05 setting); clips of another length are resampled to it by linear interpolation.
+60 as in the SMART HDM05 setting); clips of another length are resampled to it
+(:func:`engine.models.blocks.resample_frames`).
 
 Defaults: 60 frames, 1024 hidden units per layer (about 2.6 M parameters for 25 joints); ``small``: 256.
 """
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.models.base import SkeletonNet, average_bodies, fold_bodies, register_model
+from engine.models.blocks import resample_frames
 
 
 @register_model("mlp")
@@ -44,8 +46,7 @@ class MLP(SkeletonNet):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         x, n, m = fold_bodies(x)  # N·M, C, T, V
-        if x.shape[2] != self.num_frames:
-            x = F.interpolate(x, size=(self.num_frames, x.shape[3]), mode="bilinear", align_corners=True)
+        x = resample_frames(x, self.num_frames)
         x = x.permute(0, 2, 3, 1).flatten(1)  # T, V, C order: frames of interleaved x y z per joint
         x = self.dropout(F.relu(self.layer1(x)))
         x = self.dropout(F.relu(self.layer2(x)))

@@ -9,7 +9,8 @@ module: frame-index semantics (one-hot frame index, embedded) added, spatial max
 convolutions (kernel 3 over time, then 1×1), temporal max-pool, linear classifier.
 
 The network works on ``seg`` frames (20 in the paper, which samples one frame per segment); here clips of
-another length are resampled to ``seg`` frames by linear interpolation, which keeps the model deterministic
+another length are resampled to ``seg`` frames (segment means, or linear interpolation for shorter clips),
+which keeps the model deterministic
 and differentiable with respect to every input frame. Bodies are folded into the batch.
 
 Defaults are the paper's: 64-channel embeddings, 128/256/256-channel GCNs, 512-channel frame CNN, seg = 20
@@ -20,10 +21,10 @@ Defaults are the paper's: 64-channel embeddings, 128/256/256-channel GCNs, 512-c
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from engine.models.base import SkeletonNet, average_bodies, fold_bodies, register_model
+from engine.models.blocks import resample_frames
 
 
 class NormData(nn.Module):
@@ -141,8 +142,7 @@ class SGN(SkeletonNet):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         x, n, m = fold_bodies(x)  # N·M, C, T, V
-        if x.shape[2] != self.seg:
-            x = F.interpolate(x, size=(self.seg, x.shape[3]), mode="bilinear", align_corners=True)
+        x = resample_frames(x, self.seg)
         x = x.permute(0, 1, 3, 2)  # N·M, C, V, T
         dif = torch.cat([torch.zeros_like(x[..., :1]), x[..., 1:] - x[..., :-1]], dim=-1)
         dy = self.joint_embed(x) + self.dif_embed(dif)

@@ -2,7 +2,7 @@
 Recognition", AAAI 2018.
 
 Data batch norm over the V·C input channels of each body; a stack of ST-GCN blocks, each a spatial graph
-convolution over the K = 3 subsets of the spatial-configuration partition (root, centripetal, centrifugal;
+convolution over the K = 3 subsets of the spatial-configuration partition (root, centrifugal, centripetal;
 :func:`engine.models.graph.stgcn_spatial_partition`) weighted by a learnable edge-importance mask, then
 BN-ReLU-temporal conv (kernel 9)-BN-dropout, with a residual; global average pooling over time, joints and
 bodies; a linear classifier.
