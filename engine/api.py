@@ -527,7 +527,8 @@ def run_attack(
         vals = [_plain(r) for r in rows]
         if vals and all(v is not None for v in vals):
             history[key] = [float(v) for v in vals]
-    dev = deviations(clean, adversarial)
+    from engine import metrics
+
     queries = None if result.queries is None else int(result.queries.reshape(-1)[0])
     params_used = dict(result.params or {})
     params_used.update({k: v for k, v in kwargs.items() if k != "skeleton"})
@@ -543,7 +544,7 @@ def run_attack(
         adversarial_probs=adv_probs,
         history=history,
         params=params_used,
-        metrics=dev.summary(),
+        metrics=metrics.summary(clean.bodies, adversarial.bodies, clean.skeleton, clean.fps),
         seconds=seconds,
     )
 
@@ -551,12 +552,13 @@ def run_attack(
 # -- deviations ----------------------------------------------------------------------------------------------
 @dataclass
 class Deviations:
-    """How far one clip moved from another, frame by frame (both (T, V, 3), same skeleton and fps).
+    """How far one clip moved from another, frame by frame (both (T, V, 3), same skeleton and fps), for
+    display. Computed by :mod:`engine.metrics`; every array has T rows so frame t indexes them all.
 
-    ``bone_length`` (T, B): absolute bone-length change in metres; ``bone_length_rel`` (T, B): relative
-    change; ``position`` (T, V): joint displacement in metres; ``velocity`` (T, V) and ``acceleration``
-    (T, V): norm of the difference of the joints' velocities (m/s) and accelerations (m/s²), padded at the
-    start so every array has T rows.
+    ``bone_length`` (T, B): absolute bone-length change in metres; ``bone_length_rel`` (T, B): relative change
+    (0 for bones too short to have one, see ``engine.metrics``); ``position`` (T, V): joint displacement in
+    metres; ``velocity`` (T, V) and ``acceleration`` (T, V): deviation of the joints' velocities (m/s) and
+    accelerations (m/s²), repeated at the first one or two frames where the derivative is undefined.
     """
 
     bone_length: np.ndarray
@@ -564,25 +566,6 @@ class Deviations:
     position: np.ndarray
     velocity: np.ndarray
     acceleration: np.ndarray
-
-    UNITS = {
-        "bone_length": "m",
-        "bone_length_rel": "",
-        "position": "m",
-        "velocity": "m/s",
-        "acceleration": "m/s²",
-    }
-
-    def summary(self) -> dict[str, float]:
-        return {
-            "mean_l2": float(self.position.mean()),
-            "max_l2": float(self.position.max()),
-            "mean_bone_length_dev": float(self.bone_length.mean()),
-            "mean_bone_length_rel_dev": float(self.bone_length_rel.mean()),
-            "max_bone_length_rel_dev": float(self.bone_length_rel.max()),
-            "mean_velocity_dev": float(self.velocity.mean()),
-            "mean_accel_dev": float(self.acceleration.mean()),
-        }
 
 
 def _pad_front(a: np.ndarray, rows: int) -> np.ndarray:
@@ -595,25 +578,27 @@ def _pad_front(a: np.ndarray, rows: int) -> np.ndarray:
 
 def deviations(clean: Clip, adversarial: Clip, skeleton=None, fps: float | None = None) -> Deviations:
     """Per-frame deviations of ``adversarial`` from ``clean`` (see :class:`Deviations`)."""
+    from engine import metrics
+
     skeleton = skeleton or clean.skeleton
     fps = float(fps or clean.fps)
-    a = np.asarray(clean.positions, np.float64)
-    b = np.asarray(adversarial.positions, np.float64)
+    a, b = clean.positions, adversarial.positions
     if a.shape != b.shape:
         raise SkelvizError(
             f"cannot compare clips of shapes {a.shape} and {b.shape}: they need the same frames and joints"
         )
-    la, lb = skeleton.bone_lengths(a), skeleton.bone_lengths(b)
-    diff = b - a
     t = a.shape[0]
-    vel = np.linalg.norm(np.diff(diff, n=1, axis=0), axis=-1) * fps if t > 1 else np.zeros((0, a.shape[1]))
-    acc = np.linalg.norm(np.diff(diff, n=2, axis=0), axis=-1) * fps**2 if t > 2 else np.zeros((0, a.shape[1]))
+    absolute, relative = metrics.bone_length_deviation(a, b, skeleton)
+
+    def f32(x):
+        return np.ascontiguousarray(x, dtype=np.float32)
+
     return Deviations(
-        bone_length=np.abs(lb - la).astype(np.float32),
-        bone_length_rel=(np.abs(lb - la) / np.maximum(la, 1e-6)).astype(np.float32),
-        position=np.linalg.norm(diff, axis=-1).astype(np.float32),
-        velocity=_pad_front(vel, t).astype(np.float32),
-        acceleration=_pad_front(acc, t).astype(np.float32),
+        bone_length=f32(absolute),
+        bone_length_rel=f32(np.nan_to_num(relative, nan=0.0)),
+        position=f32(metrics.joint_displacement(a, b)),
+        velocity=f32(_pad_front(metrics.velocity_deviation(a, b, fps), t)),
+        acceleration=f32(_pad_front(metrics.acceleration_deviation(a, b, fps), t)),
     )
 
 

@@ -323,6 +323,12 @@ class AttackPanel(QtWidgets.QWidget):
             return self._class_names[i] if i < len(self._class_names) else f"class {i}"
 
         m = o.metrics
+        note = ""
+        if o.clean_pred != o.true_class:
+            note = (
+                f"<br><i>Note: the classifier already misclassifies the clean clip (label {cls(o.true_class)}), "
+                "so the attack had nothing to do.</i>"
+            )
         verdict = "<b style='color:#7bd88f'>succeeded</b>" if o.success else "<b style='color:#ef5350'>failed</b>"
         count = f"{o.iterations} iterations" + (f", {o.queries} queries" if o.queries is not None else "")
         return (
@@ -330,9 +336,9 @@ class AttackPanel(QtWidgets.QWidget):
             f"prediction <b>{cls(o.clean_pred)}</b> ({o.clean_probs[o.clean_pred]:.0%}) → "
             f"<b>{cls(o.adversarial_pred)}</b> ({o.adversarial_probs[o.adversarial_pred]:.0%}); "
             f"true class {cls(o.true_class)}.<br>"
-            f"joint displacement mean {m['mean_l2'] * 1000:.1f} mm, max {m['max_l2'] * 1000:.1f} mm; "
+            f"joint displacement mean {m['mean_l2'] * 1000:.1f} mm, max {m['max_linf'] * 1000:.1f} mm; "
             f"bone-length change mean {m['mean_bone_length_rel_dev']:.2%}, max {m['max_bone_length_rel_dev']:.2%}; "
-            f"acceleration deviation {m['mean_accel_dev']:.3f} m/s²."
+            f"acceleration deviation {m['mean_accel_dev']:.3f} m/s².{note}"
         )
 
     def _restore(self) -> None:
