@@ -1,0 +1,201 @@
+"""Adversarial-training baselines that BEAT is measured against: SMART-AT, TRADES and MART.
+
+All three fine-tune **every** weight of (a copy of) the pre-trained classifier, unlike BEAT which trains only a
+small appended head. Each minibatch: adversarial examples are generated against the current model in eval
+mode (batch-norm statistics untouched), then the model takes one AdamW step in train mode.
+
+``smart-at`` (adversarial training on SMART examples, as the BEAT paper's SMART-AT baseline)
+    Examples from :class:`engine.attacks.smart.SMART` (strategy AB, ``attack_iterations`` steps of
+    ``attack_lr`` metres per frame, no refinement); loss ``(1 − adv_fraction)·CE(x) + adv_fraction·CE(x_adv)``.
+``trades`` (Zhang et al., "Theoretically Principled Trade-off between Robustness and Accuracy", ICML 2019)
+    ``CE(f(x), y) + β·KL(p(x) ‖ p(x_adv))``; ``x_adv`` maximises the KL within the budget by projected sign
+    gradient ascent started at ``x + 0.001·N(0, 1)`` (as the paper's code). ``beta`` = 6 (paper).
+``mart`` (Wang et al., "Improving Adversarial Robustness Requires Revisiting Misclassified Examples", ICLR 2020)
+    ``BCE(p(x_adv), y) + λ·KL(p(x) ‖ p(x_adv))·(1 − p_y(x))`` with the boosted cross entropy
+    ``BCE = −log p_y(x_adv) − log(1 − max_{k≠y} p_k(x_adv))``; ``x_adv`` by PGD on the cross entropy from a
+    uniform random start. ``beta`` (λ) = 6 (paper).
+
+Budget of the inner maximisation (TRADES, MART; ours, the papers work on [0, 1] images with ε = 8/255):
+every coordinate of every joint within ``±eps`` metres (default 0.01 m, the default of
+:mod:`engine.attacks.ifgsm`), ``attack_steps`` = 5 steps of ``eps / 4``. Training defaults: ``epochs`` 5,
+``lr`` 1e-4 (fine-tuning), ``batch_size`` 32.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from engine.defenses.common import Defence, minibatches, num_batches, register_defence
+from engine.errors import DefenceError
+
+
+def _present(x: torch.Tensor) -> torch.Tensor:
+    return (x != 0).any(dim=1, keepdim=True).any(dim=2, keepdim=True).any(dim=3, keepdim=True).float()
+
+
+class _AdversarialTraining(Defence):
+    """Shared loop: generate adversaries in eval mode, take an optimiser step on :meth:`loss` in train mode."""
+
+    def __init__(self, classifier, *, epochs: int = 5, lr: float = 1e-4, batch_size: int = 32, eps: float = 0.01,
+                 attack_steps: int = 5, beta: float = 6.0, seed: int = 0, device: str | torch.device | None = "auto",
+                 progress=None, cancel=None) -> None:
+        super().__init__(classifier, seed=seed, device=device, progress=progress, cancel=cancel)
+        if epochs < 1 or eps <= 0 or attack_steps < 1:
+            raise DefenceError("adversarial training needs epochs ≥ 1, eps > 0 and attack_steps ≥ 1")
+        self.epochs, self.lr, self.batch_size = int(epochs), float(lr), int(batch_size)
+        self.eps, self.attack_steps, self.beta = float(eps), int(attack_steps), float(beta)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"epochs": self.epochs, "lr": self.lr, "batch_size": self.batch_size, "eps": self.eps,
+                "attack_steps": self.attack_steps, "beta": self.beta}
+
+    def pgd(self, model, x: torch.Tensor, objective, start: torch.Tensor) -> torch.Tensor:
+        """Projected sign-gradient ascent of ``objective(logits) -> (N,)`` within ``±eps`` of ``x``."""
+        step = self.eps / 4
+        present = _present(x)
+        xa = (x + (start - x).clamp(-self.eps, self.eps) * present).detach()
+        for _ in range(self.attack_steps):
+            xa.requires_grad_(True)
+            grad, = torch.autograd.grad(objective(model(xa)).sum(), xa)
+            with torch.no_grad():
+                xa = xa + step * grad.sign() * present
+                xa = x + (xa - x).clamp(-self.eps, self.eps)
+        return xa.detach()
+
+    def adversaries(self, model, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        raise NotImplementedError
+
+    def loss(self, model, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def train(self, x: torch.Tensor, y: torch.Tensor):
+        model = self.base_copy()
+        gen = torch.Generator().manual_seed(self.seed)
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=self.lr)
+        total = self.epochs * num_batches(len(x), self.batch_size)
+        done = 0
+        for epoch in range(1, self.epochs + 1):
+            loss_sum = 0.0
+            for idx in minibatches(len(x), self.batch_size, gen):
+                xb, yb = x[idx].to(self.device), y[idx].to(self.device)
+                model.eval()
+                flags = [p.requires_grad for p in params]
+                for p in params:
+                    p.requires_grad_(False)
+                try:
+                    x_adv = self.adversaries(model, xb, yb, gen)
+                finally:
+                    for p, f in zip(params, flags):
+                        p.requires_grad_(f)
+                model.train()
+                loss = self.loss(model, xb, x_adv, yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                loss_sum += float(loss.detach()) * len(idx)
+                done += 1
+                self.tick(done, total, {"epoch": epoch, "loss": float(loss.detach())})
+            self.history.append({"epoch": epoch, "loss": loss_sum / len(x)})
+        return model.eval()
+
+
+@register_defence("smart-at")
+class SmartAT(_AdversarialTraining):
+    """Adversarial training on SMART examples (see the module docstring).
+
+    Args:
+        classifier: the pre-trained classifier (a copy is fine-tuned).
+        epochs, lr, batch_size: fine-tuning schedule (AdamW).
+        attack_iterations: SMART steps per minibatch. attack_lr: SMART step (metres per frame).
+        adv_fraction: weight of the adversarial cross entropy.
+        seed, device: as for every defence.
+    """
+
+    def __init__(self, classifier, *, epochs: int = 5, lr: float = 1e-4, batch_size: int = 32,
+                 attack_iterations: int = 10, attack_lr: float = 0.01, adv_fraction: float = 0.5, seed: int = 0,
+                 device: str | torch.device | None = "auto", progress=None, cancel=None) -> None:
+        super().__init__(classifier, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, device=device,
+                         progress=progress, cancel=cancel)
+        self.attack_iterations, self.attack_lr = int(attack_iterations), float(attack_lr)
+        self.adv_fraction = float(adv_fraction)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"epochs": self.epochs, "lr": self.lr, "batch_size": self.batch_size,
+                "attack_iterations": self.attack_iterations, "attack_lr": self.attack_lr,
+                "adv_fraction": self.adv_fraction}
+
+    def adversaries(self, model, x, y, gen):
+        from engine.attacks.smart import SMART
+
+        attack = SMART(model, strategy="ab", iterations=self.attack_iterations, lr=self.attack_lr, refine_steps=0,
+                       record_history=False)
+        return attack(x, y).adversarial.to(x.device)
+
+    def loss(self, model, x, x_adv, y):
+        a = self.adv_fraction
+        return (1 - a) * F.cross_entropy(model(x), y) + a * F.cross_entropy(model(x_adv), y)
+
+
+@register_defence("trades")
+class TRADES(_AdversarialTraining):
+    """TRADES (Zhang et al. 2019); see the module docstring.
+
+    Args:
+        classifier: the pre-trained classifier (a copy is fine-tuned).
+        epochs, lr, batch_size: fine-tuning schedule (AdamW).
+        eps: per-coordinate budget of the inner maximisation (metres). attack_steps: its steps (of eps/4).
+        beta: weight of the KL robustness term.
+        seed, device: as for every defence.
+    """
+
+    def adversaries(self, model, x, y, gen):
+        with torch.no_grad():
+            p_clean = F.softmax(model(x), dim=1)
+        start = x + 0.001 * torch.randn(x.shape, generator=gen).to(x.device)
+
+        def kl(logits):
+            return F.kl_div(F.log_softmax(logits, dim=1), p_clean, reduction="none").sum(dim=1)
+
+        return self.pgd(model, x, kl, start)
+
+    def loss(self, model, x, x_adv, y):
+        logits = model(x)
+        kl = F.kl_div(F.log_softmax(model(x_adv), dim=1), F.softmax(logits, dim=1), reduction="batchmean")
+        return F.cross_entropy(logits, y) + self.beta * kl
+
+
+@register_defence("mart")
+class MART(_AdversarialTraining):
+    """MART (Wang et al. 2020); see the module docstring.
+
+    Args:
+        classifier: the pre-trained classifier (a copy is fine-tuned).
+        epochs, lr, batch_size: fine-tuning schedule (AdamW).
+        eps: per-coordinate budget of the inner PGD (metres). attack_steps: its steps (of eps/4).
+        beta: λ, weight of the misclassification-aware KL term.
+        seed, device: as for every defence.
+    """
+
+    def adversaries(self, model, x, y, gen):
+        start = x + (torch.rand(x.shape, generator=gen).to(x.device) * 2 - 1) * self.eps
+
+        def ce(logits):
+            return F.cross_entropy(logits, y, reduction="none")
+
+        return self.pgd(model, x, ce, start)
+
+    def loss(self, model, x, x_adv, y):
+        logits, logits_adv = model(x), model(x_adv)
+        p_adv = F.softmax(logits_adv, dim=1)
+        p_clean = F.softmax(logits, dim=1)
+        others = p_adv.scatter(1, y[:, None], 0.0)
+        bce = F.cross_entropy(logits_adv, y) - torch.log(1.0001 - others.max(dim=1).values).mean()
+        kl = (F.kl_div(F.log_softmax(logits_adv, dim=1), p_clean, reduction="none").sum(dim=1)
+              * (1.0 - p_clean.gather(1, y[:, None]).squeeze(1))).mean()
+        return bce + self.beta * kl

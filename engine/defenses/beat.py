@@ -1,0 +1,402 @@
+"""BEAT: post-train Bayesian energy-based adversarial training, after Wang, Diao, Tan and Guo, "Defending
+Black-box Skeleton-based Human Activity Classifiers", AAAI 2023.
+
+Threat model defended: any attack on the classifier's decisions (white-box SMART, decision-based BASAR,
+transfer). The pre-trained classifier ``g`` stays **frozen** (it may be a black box that exposes its features
+``φ(x)`` and logits ``g(x)``); a small two-layer MLP ``f`` is appended and only ``f`` trains::
+
+    h_θ(x) = f_θ(φ(x)) + g(x)                         (the defended logits of one posterior sample θ)
+
+Energy. The joint clean–adversarial density of the paper is
+
+    p_θ(x, x̃, y) ∝ exp{ h_θ(x)[y] + h_θ(x̃)[y] − λ·d(x, x̃) }
+
+with the classifier in the energy being the full defended model ``h_θ`` (as in the paper: the appended model
+is what is trained, so the energy is written with it). It factorises into ``p(y|x)·p(x)·p(x̃|x, y)``; the
+training loss of one minibatch is the negative log of those three factors:
+
+* ``CE(h_θ(x), y)`` (the classifier term, weight ``clf_weight``);
+* ``CE(h_θ(x̃), y) + λ·d(x, x̃)`` with ``x̃ ~ p_θ(x̃ | x, y) ∝ exp{h_θ(x̃)[y] − λ·d(x, x̃)}`` drawn by SGLD
+  started at ``x`` plus uniform noise (weight ``adv_weight``; ``d`` does not depend on θ, it shapes the
+  sampler);
+* ``−(mean logsumexp h_θ(x) − mean logsumexp h_θ(x⁻))`` the contrastive-divergence estimate of
+  ``−log p(x)`` (JEM), with negatives ``x⁻`` drawn by SGLD on ``logsumexp h_θ`` (weight ``x_weight``).
+
+Skeleton distance ``d`` (per sample; the functions of :mod:`engine.losses`)::
+
+    d(x, x̃) = Σ_n β_n Σ ‖Δⁿx − Δⁿx̃‖² / T  +  w_bl · Σ (ℓ(x̃) − ℓ(x))² / T
+
+``Δⁿ`` the n-th frame difference (position n=0, velocity n=1, acceleration n=2; per frame, dt = 1, as the
+published code does, so the three terms are in metres and comparable), summed over joints and performers and
+averaged over frames; ``ℓ`` the bone lengths. Defaults ``β = (1, 1, 1)``, ``w_bl = 1`` (``betas``,
+``bone_weight``). Summing over joints makes ``λ·∇d`` a spring of stiffness ``2λ`` on every joint's
+displacement, which is what the SGLD step sizes below are chosen against.
+
+SGLD for ``x̃`` (``sgld_steps`` steps): ``x̃ ← x̃ + η·∇_x̃[h_θ(x̃)[y] − λ·d(x, x̃)] + σ·ξ``, ξ ~ N(0, I), with
+``η = sgld_lr`` (m² per unit energy) and ``σ = sgld_noise`` (metres); ``x̃₀ = x + U(±init_noise)``.
+
+Posterior over ``f``: SG-HMC (Chen, Fox and Guestrin, ICML 2014) on the loss above (scaled by the number of
+training windows, Gaussian prior of std ``prior_std`` on θ), one chain started at ``f = 0``; after ``burn_in``
+epochs one sample is kept at the end of every ``thin`` epochs until ``num_samples`` are kept
+(``epochs = burn_in + num_samples·thin``).
+
+Prediction: Bayesian model averaging over the N kept samples, ``p(y|x) ≈ 1/N Σ_i softmax(h_θi(x))``; the
+defended model's ``forward`` returns ``log p(y|x)`` (so argmax and softmax behave as for any classifier).
+
+Defaults (ours unless said; the paper's HDM05 runs: 5 posterior samples, 20 epochs):
+
+================= ======= ====================================================================================
+``num_samples``   5       paper / code (``--bayesianModelNum 5``)
+``hidden``        128     width of f's hidden layer (ReLU between the two layers); f's last layer starts at 0
+                          so that ``h = g`` before training
+``burn_in``       5       epochs before the first posterior sample; ``thin`` 1
+``lr``            0.01    SG-HMC learning rate (per-window mean loss); ``friction`` 0.1; ``temperature`` 1
+``prior_std``     1.0     std of the Gaussian prior on f's weights
+``lam``           100     λ of the energy (1/m² on the summed distance)
+``sgld_steps``    10      ``sgld_lr`` 5e-4, ``sgld_noise`` 0.003 m, ``init_noise`` 0.01 m
+``x_weight``      0.1     ``adv_weight`` 1.0, ``clf_weight`` 1.0
+================= ======= ====================================================================================
+
+Differences from the published code (``EBMATrainer.py``, ``BayesianClassifier.py``), where we follow the
+paper: the code appends ``f`` to ``g``'s *logits* (``f(relu(g(x))) + relu(g(x))``), we use the features
+``φ(x)`` as the paper writes; the code trains N separate appended models, each with its own SG-AdaHMC
+optimiser, we run one SG-HMC chain and thin it; the code's BMA **sums the logits** of the N models and
+takes the argmax, we average the softmax probabilities (the Bayesian predictive); the code's SGLD for ``x̃``
+uses ``−CE`` (a normalised log-probability) in place of the logit ``h(x̃)[y]`` of the paper's energy and
+draws ``p(x)`` negatives from a replay buffer of uniform noise, we use the paper's logit and short-run chains
+started at the perturbed clean clips (contrastive divergence), which suits a frozen ``g``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.defenses.common import Defence, clean_accuracy, minibatches, num_batches, register_defence
+from engine.errors import CheckpointError, DefenceError
+from engine.losses import bone_lengths, dynamics_loss
+from engine.models.base import Classifier
+
+log = logging.getLogger(__name__)
+
+
+class PosteriorHead(nn.Module):
+    """``f``: Linear(D, hidden) → ReLU → Linear(hidden, K); the last layer is zero-initialised (``f = 0``)."""
+
+    def __init__(self, feature_dim: int, num_classes: int, hidden: int = 128) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(feature_dim, hidden)
+        self.fc2 = nn.Linear(hidden, num_classes)
+        nn.init.zeros_(self.fc2.weight)
+        nn.init.zeros_(self.fc2.bias)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.relu(self.fc1(features)))
+
+
+class BEATClassifier(Classifier):
+    """A frozen classifier ``g`` plus N posterior samples of the appended head ``f``; predicts by BMA.
+
+    Behaves as a :class:`~engine.models.base.Classifier` (same skeleton, classes, normalisation and
+    preprocessing as ``g``): ``forward(x)`` takes clips in metres and returns ``log(1/N Σ softmax(h_i(x)))``.
+    ``g``'s parameters never require gradients and its network always stays in eval mode (batch-norm
+    statistics frozen). The backbone runs once per prediction; ``forward_passes_per_prediction`` reports N
+    (the number of models averaged), as the paper counts the cost of BMA.
+    """
+
+    def __init__(self, base: Classifier, heads: Sequence[PosteriorHead]) -> None:
+        super().__init__(
+            base.net, list(base.class_names), mean=base.mean, std=base.std, preprocessing=base.preprocessing,
+            arch=base.arch, arch_kwargs=base.arch_kwargs, meta=dict(base.meta),
+        )
+        if not heads:
+            raise DefenceError("BEAT needs at least one posterior sample of the appended head")
+        self.heads = nn.ModuleList(heads)
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        self.net.eval()
+
+    def train(self, mode: bool = True) -> BEATClassifier:
+        super().train(mode)
+        self.net.eval()  # g is frozen: its batch-norm statistics and dropout never change
+        return self
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.heads)
+
+    @property
+    def forward_passes_per_prediction(self) -> int:
+        return self.num_samples
+
+    def base_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(φ(x), g(x))`` of clips in metres."""
+        phi = self.net.features(self.normalise(x))
+        return phi, self.net.fc(phi)
+
+    def sample_logits_from_features(self, phi: torch.Tensor, heads: Sequence[int] | None = None) -> torch.Tensor:
+        """``h_i = f_i(φ) + g`` for the chosen posterior samples: (S, N, K)."""
+        g = self.net.fc(phi)
+        idx = range(self.num_samples) if heads is None else heads
+        return torch.stack([self.heads[i](phi) + g for i in idx])
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        logp = torch.log_softmax(self.sample_logits_from_features(features), dim=-1)
+        return torch.logsumexp(logp, dim=0) - math.log(self.num_samples)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.net.features(self.normalise(x)))
+
+    def stochastic_logits(self, x: torch.Tensor, draws: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Logits of ``draws`` posterior samples (the model's randomness, for EOT): (draws, N, K).
+
+        With ``draws >= N`` every kept sample is used once (the exact expectation over the sample set);
+        otherwise ``draws`` distinct samples are picked at random.
+        """
+        if draws >= self.num_samples:
+            heads = list(range(self.num_samples))
+        else:
+            heads = torch.randperm(self.num_samples, generator=generator)[:draws].tolist()
+        return self.sample_logits_from_features(self.net.features(self.normalise(x)), heads)
+
+    # -- checkpoint -------------------------------------------------------------------------------------------
+    def defence_state(self) -> dict[str, Any]:
+        first = self.heads[0]
+        return {
+            "method": "beat",
+            "feature_dim": int(first.fc1.in_features),
+            "hidden": int(first.fc1.out_features),
+            "heads": [{k: v.detach().cpu().clone() for k, v in h.state_dict().items()} for h in self.heads],
+        }
+
+    @classmethod
+    def from_state(cls, base: Classifier, state: dict, where: str = "checkpoint") -> BEATClassifier:
+        try:
+            dim, hidden, states = int(state["feature_dim"]), int(state["hidden"]), list(state["heads"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{where}: the BEAT section lacks a field ({exc}); the file is damaged") from None
+        heads = []
+        for i, sd in enumerate(states):
+            head = PosteriorHead(dim, base.num_classes, hidden)
+            try:
+                head.load_state_dict(sd)
+            except (RuntimeError, TypeError, AttributeError) as exc:
+                raise CheckpointError(f"{where}: BEAT posterior sample {i} does not fit its head: {exc}") from None
+            heads.append(head)
+        return cls(base, heads).eval()
+
+
+def skeleton_distance(
+    x: torch.Tensor,
+    x_tilde: torch.Tensor,
+    skeleton,
+    betas: Sequence[float] = (1.0, 1.0, 1.0),
+    bone_weight: float = 1.0,
+    clean_lengths: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """BEAT's ``d(x, x̃)`` per sample (N,): frame-difference terms and bone lengths, summed over joints,
+    averaged over frames (see the module docstring)."""
+    t = x.shape[2]
+    per_frame_entries = x.shape[3] * x.shape[4]  # dynamics_loss averages over (T, V, M): undo V·M of it
+    dyn = dynamics_loss(x, x_tilde, betas, 1.0, reduction="none") * per_frame_entries
+    ref = bone_lengths(x, skeleton) if clean_lengths is None else clean_lengths
+    bl = (bone_lengths(x_tilde, skeleton) - ref).square().flatten(1).sum(dim=1) / t
+    return dyn + bone_weight * bl
+
+
+@register_defence("beat")
+class BEAT(Defence):
+    """BEAT post-train Bayesian energy-based adversarial training (see the module docstring).
+
+    Args:
+        classifier: the pre-trained classifier g (kept frozen; the caller's copy is never modified).
+        num_samples: posterior samples of f kept for Bayesian model averaging (N).
+        hidden: width of f's hidden layer.
+        burn_in: SG-HMC epochs before the first kept sample. thin: epochs between kept samples.
+        batch_size: windows per minibatch.
+        lr: SG-HMC learning rate. friction: SG-HMC friction (1 − momentum). temperature: posterior temperature.
+        prior_std: std of the Gaussian prior on f's weights.
+        lam: λ, weight of the skeleton distance in the energy (1/m²).
+        betas: weights of the position, velocity and acceleration terms of d. bone_weight: weight of its
+            bone-length term.
+        sgld_steps: SGLD steps per adversarial sample. sgld_lr: SGLD step size. sgld_noise: SGLD noise (m).
+        init_noise: uniform perturbation of the clean clip that starts each chain (m).
+        clf_weight, adv_weight, x_weight: weights of the −log p(y|x), −log p(x̃|x, y) and −log p(x) terms.
+        seed: seeds the chain, the SGLD noise and the minibatch order. device: "auto", "cpu", "cuda"...
+    """
+
+    def __init__(
+        self,
+        classifier,
+        *,
+        num_samples: int = 5,
+        hidden: int = 128,
+        burn_in: int = 5,
+        thin: int = 1,
+        batch_size: int = 32,
+        lr: float = 0.01,
+        friction: float = 0.1,
+        temperature: float = 1.0,
+        prior_std: float = 1.0,
+        lam: float = 100.0,
+        betas: Sequence[float] = (1.0, 1.0, 1.0),
+        bone_weight: float = 1.0,
+        sgld_steps: int = 10,
+        sgld_lr: float = 5e-4,
+        sgld_noise: float = 0.003,
+        init_noise: float = 0.01,
+        clf_weight: float = 1.0,
+        adv_weight: float = 1.0,
+        x_weight: float = 0.1,
+        seed: int = 0,
+        device: str | torch.device | None = "auto",
+        progress=None,
+        cancel=None,
+    ) -> None:
+        super().__init__(classifier, seed=seed, device=device, progress=progress, cancel=cancel)
+        if num_samples < 1 or burn_in < 0 or thin < 1 or sgld_steps < 0 or hidden < 1:
+            raise DefenceError("BEAT needs num_samples ≥ 1, hidden ≥ 1, burn_in ≥ 0, thin ≥ 1 and sgld_steps ≥ 0")
+        if not 0.0 < friction <= 1.0:
+            raise DefenceError(f"friction must lie in (0, 1], got {friction}")
+        if len(betas) == 0:
+            raise DefenceError("betas must weigh at least the position term")
+        self.num_samples, self.hidden, self.burn_in, self.thin = int(num_samples), int(hidden), int(burn_in), int(thin)
+        self.batch_size, self.lr, self.friction = int(batch_size), float(lr), float(friction)
+        self.temperature, self.prior_std, self.lam = float(temperature), float(prior_std), float(lam)
+        self.betas, self.bone_weight = tuple(float(b) for b in betas), float(bone_weight)
+        self.sgld_steps, self.sgld_lr, self.sgld_noise = int(sgld_steps), float(sgld_lr), float(sgld_noise)
+        self.init_noise = float(init_noise)
+        self.clf_weight, self.adv_weight, self.x_weight = float(clf_weight), float(adv_weight), float(x_weight)
+
+    @property
+    def epochs(self) -> int:
+        return self.burn_in + self.num_samples * self.thin
+
+    @property
+    def params(self) -> dict[str, Any]:
+        keys = ("num_samples", "hidden", "burn_in", "thin", "batch_size", "lr", "friction", "temperature",
+                "prior_std", "lam", "betas", "bone_weight", "sgld_steps", "sgld_lr", "sgld_noise", "init_noise",
+                "clf_weight", "adv_weight", "x_weight")
+        out = {k: getattr(self, k) for k in keys}
+        out["betas"] = list(self.betas)
+        out["epochs"] = self.epochs
+        return out
+
+    # -- samplers ---------------------------------------------------------------------------------------------
+    def _noise(self, like: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        return torch.randn(like.shape, generator=gen).to(like.device)
+
+    def sample_adversaries(self, model: BEATClassifier, head: PosteriorHead, x: torch.Tensor, y: torch.Tensor,
+                           gen: torch.Generator, present: torch.Tensor) -> torch.Tensor:
+        """SGLD draws of ``x̃ ~ p(x̃ | x, y) ∝ exp{h(x̃)[y] − λ d(x, x̃)}`` around the clean clips ``x``."""
+        lengths = bone_lengths(x, model.skeleton)
+        u = (torch.rand(x.shape, generator=gen).to(x.device) * 2 - 1) * self.init_noise
+        xt = (x + u * present).detach()
+        for _ in range(self.sgld_steps):
+            xt.requires_grad_(True)
+            phi = model.net.features(model.normalise(xt))
+            h = head(phi) + model.net.fc(phi)
+            logp = h.gather(1, y[:, None]).squeeze(1) - self.lam * skeleton_distance(
+                x, xt, model.skeleton, self.betas, self.bone_weight, lengths)
+            grad, = torch.autograd.grad(logp.sum(), xt)
+            with torch.no_grad():
+                xt = xt + (self.sgld_lr * grad + self.sgld_noise * self._noise(xt, gen)) * present
+        return xt.detach()
+
+    def sample_negatives(self, model: BEATClassifier, head: PosteriorHead, x: torch.Tensor, gen: torch.Generator,
+                         present: torch.Tensor) -> torch.Tensor:
+        """Short-run SGLD on ``log p(x) = logsumexp h(x)`` from the perturbed clean clips (contrastive divergence)."""
+        u = (torch.rand(x.shape, generator=gen).to(x.device) * 2 - 1) * self.init_noise
+        xn = (x + u * present).detach()
+        for _ in range(self.sgld_steps):
+            xn.requires_grad_(True)
+            phi = model.net.features(model.normalise(xn))
+            e = torch.logsumexp(head(phi) + model.net.fc(phi), dim=1)
+            grad, = torch.autograd.grad(e.sum(), xn)
+            with torch.no_grad():
+                xn = xn + (self.sgld_lr * grad + self.sgld_noise * self._noise(xn, gen)) * present
+        return xn.detach()
+
+    # -- training ---------------------------------------------------------------------------------------------
+    def train(self, x: torch.Tensor, y: torch.Tensor) -> BEATClassifier:
+        base = self.base_copy().eval()
+        feature_dim = getattr(base.net, "feature_dim", None)
+        if feature_dim is None:
+            with torch.no_grad():
+                feature_dim = int(base.features(x[:2].to(self.device)).shape[1])
+        torch.manual_seed(self.seed)
+        head = PosteriorHead(int(feature_dim), base.num_classes, self.hidden).to(self.device)
+        model = BEATClassifier(base, [head]).to(self.device).eval()
+        gen = torch.Generator().manual_seed(self.seed)
+        n = len(x)
+        params = list(head.parameters())
+        momentum = [torch.zeros_like(p) for p in params]
+        # SG-HMC in the "SGD with momentum" form: v ← (1−α)v − η∇Ũ + N(0, 2αηT), θ ← θ + v, with
+        # Ũ = n·loss + |θ|²/(2σ²) and η = lr / n, so that lr is the step on the per-window mean loss.
+        eta = self.lr / n
+        noise_std = math.sqrt(2.0 * self.friction * eta * self.temperature)
+        samples: list[PosteriorHead] = []
+        steps_per_epoch = num_batches(n, self.batch_size)
+        total = self.epochs * steps_per_epoch
+        done = 0
+        for epoch in range(1, self.epochs + 1):
+            sums = {"loss": 0.0, "clf": 0.0, "adv": 0.0, "px": 0.0}
+            for idx in minibatches(n, self.batch_size, gen):
+                xb, yb = x[idx].to(self.device), y[idx].to(self.device)
+                present = (xb != 0).any(dim=1, keepdim=True).any(dim=2, keepdim=True).any(dim=3, keepdim=True)
+                present = present.float()
+                head.eval()
+                x_adv = self.sample_adversaries(model, head, xb, yb, gen, present) if self.adv_weight else None
+                x_neg = self.sample_negatives(model, head, xb, gen, present) if self.x_weight else None
+                head.train()
+                with torch.no_grad():
+                    phi = model.net.features(model.normalise(xb))
+                    g = model.net.fc(phi)
+                logits = head(phi) + g
+                loss_clf = F.cross_entropy(logits, yb)
+                loss = self.clf_weight * loss_clf
+                loss_adv = torch.zeros(())
+                loss_px = torch.zeros(())
+                if x_adv is not None:
+                    with torch.no_grad():
+                        phi_a = model.net.features(model.normalise(x_adv))
+                        g_a = model.net.fc(phi_a)
+                    loss_adv = F.cross_entropy(head(phi_a) + g_a, yb)
+                    loss = loss + self.adv_weight * loss_adv
+                if x_neg is not None:
+                    with torch.no_grad():
+                        phi_n = model.net.features(model.normalise(x_neg))
+                        g_n = model.net.fc(phi_n)
+                    loss_px = -(torch.logsumexp(logits, 1).mean() - torch.logsumexp(head(phi_n) + g_n, 1).mean())
+                    loss = loss + self.x_weight * loss_px
+                grads = torch.autograd.grad(loss, params)
+                with torch.no_grad():
+                    for p, v, gr in zip(params, momentum, grads):
+                        u_grad = n * gr + p / (self.prior_std ** 2)
+                        v.mul_(1.0 - self.friction).add_(-eta * u_grad)
+                        if noise_std > 0:
+                            v.add_(torch.randn(p.shape, generator=gen).to(p.device) * noise_std)
+                        p.add_(v)
+                sums["loss"] += float(loss.detach()) * len(idx)
+                sums["clf"] += float(loss_clf.detach()) * len(idx)
+                sums["adv"] += float(loss_adv.detach()) * len(idx)
+                sums["px"] += float(loss_px.detach()) * len(idx)
+                done += 1
+                self.tick(done, total, {"epoch": epoch, "loss": float(loss.detach())})
+            record = {"epoch": epoch, **{k: v / n for k, v in sums.items()}}
+            if epoch > self.burn_in and (epoch - self.burn_in) % self.thin == 0 and len(samples) < self.num_samples:
+                kept = PosteriorHead(int(feature_dim), base.num_classes, self.hidden)
+                kept.load_state_dict({k: v.detach().cpu().clone() for k, v in head.state_dict().items()})
+                samples.append(kept.to(self.device))
+                record["sample"] = len(samples)
+            self.history.append(record)
+            log.debug("BEAT epoch %d: %s", epoch, record)
+        defended = BEATClassifier(base, samples).eval()
+        defended.meta["beat_train_accuracy"] = clean_accuracy(defended, x, y)
+        return defended

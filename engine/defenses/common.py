@@ -1,0 +1,236 @@
+"""What every defence shares: the registry, the :class:`Defence` base class and the conversion of training data.
+
+A defence is built with the classifier to harden and its hyper-parameters, then fitted on labelled data; ``fit``
+returns the defended classifier (a :class:`~engine.models.base.Classifier` or a subclass: same ``skeleton``,
+``class_names``, ``preprocessing``, ``forward(x)`` on clips in metres → class scores, ``features``,
+``forward_passes_per_prediction``)::
+
+    defence = get_defence("beat")(classifier, epochs=10, seed=0, progress=cb)
+    defended = defence.fit(train_windows)     # WindowSet, ClipDataset or (x, y) arrays
+    save_classifier(defended, "beat.pt")      # loads back with load_classifier, like any checkpoint
+
+The defended model's ``meta["defence"]`` records the method, its hyper-parameters and the training time.
+Defences never change the classifier they are given: they work on a copy (BEAT keeps the base network's
+weights, frozen, inside the defended model).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine.errors import CancelledError, DefenceError
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int, dict], None]
+CancelFn = Callable[[], bool]
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None``/``"auto"`` → CUDA when available, else the CPU; ``"cuda"`` without a GPU is a clear error."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DefenceError("CUDA was requested but no GPU is available; use device 'cpu' or 'auto'")
+    return dev
+
+
+def windows_for(dataset, classifier):
+    """Cut a :class:`~engine.data.ClipDataset` into windows as ``classifier`` expects them (its ``preprocessing``:
+    fps, window, stride (default a third of the window), root centring, facing)."""
+    from engine.models.checkpoint import check_compatible
+
+    pre = dict(getattr(classifier, "preprocessing", {}) or {})
+    if "fps" not in pre or "window" not in pre:
+        raise DefenceError("the classifier does not record its preprocessing (fps, window); pass windows instead")
+    check_compatible(classifier, skeleton=dataset.skeleton, class_names=dataset.class_names)
+    window = int(pre["window"])
+    return dataset.to_windows(
+        fps=float(pre["fps"]), window=window, stride=int(pre.get("stride") or max(1, window // 3)),
+        root_centre=bool(pre.get("root_centre", True)), face=bool(pre.get("face", False)),
+    )
+
+
+def training_windows(data: Any, classifier) -> tuple[torch.Tensor, torch.Tensor]:
+    """Labelled training windows ``(x (N, 3, T, V, M) metres, y (N,))`` for ``classifier`` from ``data``.
+
+    ``data`` is a :class:`~engine.data.WindowSet`, a :class:`~engine.data.ClipDataset` (cut into windows with the
+    classifier's ``preprocessing``: fps, window, stride, root centring) or a pair ``(x, y)`` of arrays.
+    Unlabelled windows are dropped; skeleton and class set must match the classifier.
+    """
+    from engine.data import ClipDataset, WindowSet
+    from engine.models.checkpoint import check_compatible
+
+    if isinstance(data, ClipDataset):
+        data = windows_for(data, classifier)
+    if isinstance(data, WindowSet):
+        check_compatible(classifier, skeleton=data.skeleton, class_names=data.class_names)
+        keep = data.y >= 0
+        x, y = data.x[keep], data.y[keep]
+    elif isinstance(data, (tuple, list)) and len(data) == 2:
+        x, y = np.asarray(data[0], np.float32), np.asarray(data[1], np.int64)
+    else:
+        raise DefenceError(
+            f"cannot train a defence on a {type(data).__name__}: pass a WindowSet, a ClipDataset or (x, y) arrays"
+        )
+    if len(x) == 0:
+        raise DefenceError("no labelled training windows: the defence needs labelled clips of the classifier's classes")
+    x_t = torch.as_tensor(np.asarray(x, np.float32))
+    y_t = torch.as_tensor(np.asarray(y, np.int64))
+    if x_t.ndim != 5 or x_t.shape[1] != 3:
+        raise DefenceError(f"training windows must be (N, 3, T, V, M), got {tuple(x_t.shape)}")
+    if x_t.shape[3] != classifier.skeleton.num_joints:
+        raise DefenceError(
+            f"windows have {x_t.shape[3]} joints but the classifier's skeleton {classifier.skeleton.name!r} has "
+            f"{classifier.skeleton.num_joints}"
+        )
+    if int(y_t.max()) >= classifier.num_classes or int(y_t.min()) < 0:
+        raise DefenceError(f"labels must lie in 0..{classifier.num_classes - 1}")
+    return x_t, y_t
+
+
+def minibatches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """Shuffled index batches; a trailing one-sample batch is merged into the previous one (batch norm)."""
+    order = torch.randperm(n, generator=generator)
+    batches = list(order.split(batch_size))
+    if len(batches) > 1 and len(batches[-1]) == 1:
+        batches[-2:] = [torch.cat(batches[-2:])]
+    return iter(batches)
+
+
+def num_batches(n: int, batch_size: int) -> int:
+    k = max(1, -(-n // batch_size))
+    return k - 1 if k > 1 and n % batch_size == 1 else k
+
+
+def clean_accuracy(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 128) -> float:
+    """Accuracy of ``model`` (eval mode, restored afterwards) on windows ``x`` with labels ``y``."""
+    if len(x) == 0:
+        return float("nan")
+    was = model.training
+    model.eval()
+    dev = next(iter(list(model.parameters()) + list(model.buffers()))).device
+    correct = 0
+    try:
+        with torch.no_grad():
+            for lo in range(0, len(x), batch_size):
+                pred = model(x[lo:lo + batch_size].to(dev)).argmax(1).cpu()
+                correct += int((pred == y[lo:lo + batch_size]).sum())
+    finally:
+        model.train(was)
+    return correct / len(x)
+
+
+def _plain_meta(value: Any) -> Any:
+    """Subclasses of str/int/float (``torch.__version__`` is one) → the plain type, so ``weights_only`` reads them."""
+    if isinstance(value, dict):
+        return {str(k): _plain_meta(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_meta(v) for v in value]
+    for kind in (bool, str, int, float):
+        if isinstance(value, kind):
+            return kind(value)
+    return value
+
+
+class Defence:
+    """Base class: holds the classifier (copied, never changed in place), the seed, device and callbacks.
+
+    Subclasses implement :meth:`train` (``x``, ``y`` on the CPU → the defended model) and say their cost
+    per prediction through the model they return.
+    """
+
+    name: str = "defence"
+    #: Choices of string parameters (shown by the app).
+    param_choices: dict[str, tuple] = {}
+
+    def __init__(
+        self,
+        classifier,
+        *,
+        seed: int = 0,
+        device: str | torch.device | None = "auto",
+        progress: ProgressFn | None = None,
+        cancel: CancelFn | None = None,
+    ) -> None:
+        if not hasattr(classifier, "skeleton") or not hasattr(classifier, "class_names"):
+            raise DefenceError("defences harden a skelviz Classifier (load one with load_classifier)")
+        self.classifier = classifier
+        self.seed = int(seed)
+        self.device = resolve_device(device)
+        self.progress = progress
+        self.cancel = cancel
+        self.model = None
+        self.seconds = 0.0
+        self.history: list[dict[str, float]] = []
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The hyper-parameters (recorded in the defended model's ``meta``)."""
+        return {}
+
+    def tick(self, done: int, total: int, info: dict | None = None) -> None:
+        if self.cancel is not None and self.cancel():
+            raise CancelledError(f"{self.name} cancelled after {done} of {total} steps")
+        if self.progress is not None:
+            self.progress(done, total, info or {})
+
+    def base_copy(self):
+        """A deep copy of the classifier on the defence's device (the caller's model stays untouched)."""
+        return copy.deepcopy(self.classifier).to(self.device)
+
+    def fit(self, data: Any):
+        """Train the defence on labelled ``data`` (see :func:`training_windows`); returns the defended model."""
+        x, y = training_windows(data, self.classifier)
+        torch.manual_seed(self.seed)
+        t0 = time.perf_counter()
+        model = self.train(x, y)
+        self.seconds = time.perf_counter() - t0
+        model = model.cpu().eval()
+        model.meta = _plain_meta(dict(getattr(model, "meta", {}) or {}))
+        model.meta["defence"] = {
+            "method": self.name,
+            "params": {k: v for k, v in self.params.items()},
+            "seed": self.seed,
+            "train_seconds": round(self.seconds, 3),
+            "train_windows": int(len(x)),
+            "device": str(self.device),
+            "base_arch": getattr(self.classifier, "arch", None),
+        }
+        log.info("%s trained in %.1f s on %d windows", self.name, self.seconds, len(x))
+        self.model = model
+        return model
+
+    def train(self, x: torch.Tensor, y: torch.Tensor):
+        raise NotImplementedError
+
+
+DEFENCES: dict[str, type[Defence]] = {}
+
+
+def register_defence(name: str) -> Callable[[type[Defence]], type[Defence]]:
+    def deco(cls: type[Defence]) -> type[Defence]:
+        if name in DEFENCES and DEFENCES[name] is not cls:
+            raise ValueError(f"defence name {name!r} registered twice")
+        cls.name = name
+        DEFENCES[name] = cls
+        return cls
+
+    return deco
+
+
+def get_defence(name: str) -> type[Defence]:
+    import engine.defenses  # noqa: F401  (registers the built-in defences)
+
+    try:
+        return DEFENCES[name]
+    except KeyError:
+        raise DefenceError(f"unknown defence {name!r}; available: {', '.join(sorted(DEFENCES))}") from None

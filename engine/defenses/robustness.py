@@ -1,0 +1,118 @@
+"""Robustness evaluation in the manner of RobustBench (Croce et al., NeurIPS 2021 datasets track): clean
+accuracy, robust accuracy under each attack, the attacks' parameters and the model's cost, for any classifier
+(plain or defended) on labelled windows.
+
+Robust accuracy of an attack = the fraction of the evaluated windows that the model classifies correctly
+**and** still classifies correctly after the attack. Only correctly classified windows are attacked (a
+misclassified window counts as broken). Whether an attack broke a window is decided by the model's own
+prediction on the returned clip, never by the attack's report (an EOT or transfer attack steers by another
+model).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from engine.errors import AttackError
+
+log = logging.getLogger(__name__)
+
+
+def _device(model) -> torch.device:
+    for t in list(model.parameters()) + list(model.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
+@torch.no_grad()
+def predict_labels(model, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    was = model.training
+    model.eval()
+    dev = _device(model)
+    try:
+        out = [model(x[lo:lo + batch_size].to(dev)).argmax(1).cpu() for lo in range(0, len(x), batch_size)]
+    finally:
+        model.train(was)
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
+
+
+def build_attack(name: str, model, params: dict[str, Any] | None = None):
+    """Attack ``name`` from the registry on ``model``, given only the ``params`` its constructor accepts."""
+    import engine.defenses  # noqa: F401  (registers eot-smart)
+    from engine.attacks.base import get_attack
+
+    cls = get_attack(name)
+    params = dict(params or {})
+    sig = inspect.signature(cls.__init__)
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+    if not takes_any:
+        unknown = sorted(set(params) - set(sig.parameters))
+        if unknown:
+            log.info("attack %s ignores parameters %s", name, unknown)
+            params = {k: v for k, v in params.items() if k in sig.parameters}
+    try:
+        return cls(model, **params)
+    except TypeError as exc:
+        raise AttackError(f"attack {name!r} does not accept these parameters ({params}): {exc}") from None
+
+
+def evaluate_robustness(
+    model,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    attacks: Sequence[tuple[str, dict[str, Any]]],
+    *,
+    batch_size: int = 32,
+    progress: Callable[[int, int, dict], None] | None = None,
+) -> dict[str, Any]:
+    """Clean and robust accuracy of ``model`` on windows ``x`` (N, 3, T, V, M) metres with labels ``y``.
+
+    ``attacks``: ``(registry name, parameters)`` pairs. Returns ``{"n", "clean_accuracy", "attacks": {name:
+    {"robust_accuracy", "attack_success_rate" (over the attacked windows), "attacked", "params", "seconds",
+    "mean_queries"}}}``.
+    """
+    x = torch.as_tensor(x, dtype=torch.float32)
+    y = torch.as_tensor(y, dtype=torch.long)
+    n = len(x)
+    pred = predict_labels(model, x)
+    correct = pred == y
+    out: dict[str, Any] = {"n": n, "clean_accuracy": float(correct.float().mean()) if n else float("nan"),
+                           "attacks": {}}
+    idx = torch.nonzero(correct).squeeze(1)
+    total = len(attacks) * max(1, -(-len(idx) // batch_size))
+    done = 0
+    for name, params in attacks:
+        attack = build_attack(name, model, params)
+        still = correct.clone()
+        queries: list[float] = []
+        t0 = time.perf_counter()
+        for lo in range(0, len(idx), batch_size):
+            b = idx[lo:lo + batch_size]
+            res = attack(x[b], y[b])
+            after = predict_labels(model, res.adversarial)
+            still[b] = after == y[b]
+            if res.queries is not None:
+                queries += res.queries.float().tolist()
+            done += 1
+            if progress is not None:
+                progress(done, total, {"attack": name})
+        seconds = time.perf_counter() - t0
+        attacked = len(idx)
+        broken = int((~still[idx]).sum()) if attacked else 0
+        out["attacks"][name] = {
+            "robust_accuracy": float(still.float().mean()) if n else float("nan"),
+            "attack_success_rate": broken / attacked if attacked else float("nan"),
+            "attacked": attacked,
+            "params": dict(getattr(attack, "params", params) or {}),
+            "seconds": round(seconds, 3),
+            "mean_queries": sum(queries) / len(queries) if queries else None,
+        }
+        log.info("%s: robust accuracy %.3f (%d/%d attacked windows broken)", name,
+                 out["attacks"][name]["robust_accuracy"], broken, attacked)
+    return out

@@ -1,0 +1,113 @@
+"""``skelviz defend``: harden a classifier checkpoint with BEAT or a baseline defence and write the defended
+checkpoint (it loads everywhere a plain checkpoint does: the app, attacks, ``skelviz eval``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+HELP = "harden a classifier with BEAT, smart-at, TRADES, MART or randomized smoothing; write the defended checkpoint"
+
+METHODS = ("beat", "smart-at", "trades", "mart", "smoothing")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--method", required=True, choices=METHODS, help="defence to apply")
+    parser.add_argument("--model", required=True, help="classifier checkpoint to harden (.pt)")
+    parser.add_argument("--data", required=True, help="labelled dataset file to train the defence on")
+    parser.add_argument("--out", required=True, help="where to write the defended checkpoint (.pt)")
+    parser.add_argument("--split", default="train", choices=["train", "all"],
+                        help="train: the training clips of the checkpoint's own split (default); all: every clip")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="training epochs (BEAT: burn-in epochs before the posterior samples are kept)")
+    parser.add_argument("--samples", type=int, default=None, help="BEAT: posterior samples kept (default 5)")
+    parser.add_argument("--sigma", type=float, default=None, help="smoothing: noise std in metres (default 0.01)")
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="any other hyper-parameter of the defence (repeatable), e.g. --param lam=50")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--quiet", action="store_true", help="no progress line")
+
+
+def parse_params(items: list[str]) -> dict:
+    """``KEY=VALUE`` strings → a dict; values read as Python literals (numbers, lists), else kept as text."""
+    import ast
+
+    from engine.errors import SkelvizError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SkelvizError(f"--param expects KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            out[key.strip()] = value.strip()
+    return out
+
+
+def split_windows(path: str, classifier, split: str):
+    """The windows of ``path`` for ``classifier``: its train or test split (as ``skelviz eval``) or all."""
+    from engine.defenses.common import windows_for
+    from engine.io import load_dataset
+    from engine.train import held_out_windows
+
+    if split == "all":
+        return windows_for(load_dataset(path), classifier)
+    prep = classifier.preprocessing
+    window = int(prep.get("window", 60))
+    kw = {"fps": float(prep.get("fps", 30.0)), "window": window, "stride": int(prep.get("stride") or window // 3),
+          "root_centre": bool(prep.get("root_centre", True))}
+    train, test = held_out_windows(path, seed=int(classifier.meta.get("split_seed", 0)),
+                                   test_fraction=float(classifier.meta.get("test_fraction", 0.25)), **kw)
+    return train if split == "train" else test
+
+
+class Progress:
+    """A one-line progress report on stderr, at most every half second."""
+
+    def __init__(self, label: str, quiet: bool = False) -> None:
+        self.label, self.quiet, self.last, self.t0 = label, quiet, 0.0, time.perf_counter()
+
+    def __call__(self, done: int, total: int, info: dict) -> None:
+        now = time.perf_counter()
+        if self.quiet or (now - self.last < 0.5 and done < total):
+            return
+        self.last = now
+        extra = " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in info.items()
+                         if isinstance(v, (int, float, str)) and not isinstance(v, bool))
+        print(f"\r{self.label}: {done}/{total} {extra} ({now - self.t0:.0f} s)   ", end="", file=sys.stderr, flush=True)
+        if done >= total:
+            print(file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.defenses import get_defence
+    from engine.defenses.common import clean_accuracy, training_windows
+    from engine.models.checkpoint import load_classifier, save_classifier
+
+    clf = load_classifier(args.model)
+    params = parse_params(args.param)
+    if args.epochs is not None:
+        params["burn_in" if args.method == "beat" else "epochs"] = args.epochs
+    if args.samples is not None:
+        params["num_samples"] = args.samples
+    if args.sigma is not None:
+        params["sigma"] = args.sigma
+    windows = split_windows(args.data, clf, args.split)
+    cls = get_defence(args.method)
+    try:
+        defence = cls(clf, seed=args.seed, device=args.device, progress=Progress(args.method, args.quiet), **params)
+    except TypeError as exc:
+        from engine.errors import DefenceError
+
+        raise DefenceError(f"{args.method} does not take these parameters ({sorted(params)}): {exc}") from None
+    defended = defence.fit(windows)
+    out = save_classifier(defended, args.out)
+    x, y = training_windows(windows, clf)
+    print(f"{args.method}: trained in {defence.seconds:.1f} s on {len(x)} windows; "
+          f"training accuracy {clean_accuracy(clf, x, y):.3f} → {clean_accuracy(defended, x, y):.3f}; "
+          f"{defended.forward_passes_per_prediction} forward pass(es) per prediction; wrote {out}")
+    return 0

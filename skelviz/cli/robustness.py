@@ -1,0 +1,134 @@
+"""``skelviz robustness``: a RobustBench-style table of classifiers (plain or defended) under attacks.
+
+For every checkpoint: clean accuracy and robust accuracy under every attack on the held-out windows, the
+attacks' parameters, the training time the checkpoint records and the forward passes one prediction costs;
+written as ``DIR/<model>.json`` (one per model) and ``DIR/leaderboard.md`` (sorted by the worst-case robust
+accuracy). Whether an attack broke a window is judged by the model's own prediction on the attacked clip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from pathlib import Path
+
+HELP = "robust accuracy of classifier checkpoints under attacks: per-model JSON and a Markdown leaderboard"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models", required=True, nargs="+", help="classifier checkpoints (.pt), plain or defended")
+    parser.add_argument("--attacks", nargs="+", default=["smart", "eot-smart"],
+                        help="attack names from the registry (e.g. smart basar eot-smart)")
+    parser.add_argument("--data", required=True, help="labelled dataset file")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--split", default="test", choices=["test", "all"],
+                        help="test: the held-out clips of each checkpoint's split (default); all: every clip")
+    parser.add_argument("--limit", type=int, default=None, help="evaluate the first K windows only")
+    parser.add_argument("--iterations", type=int, default=None, help="iterations of the gradient attacks")
+    parser.add_argument("--lr", type=float, default=None, help="step (metres per frame) of SMART / EOT-SMART")
+    parser.add_argument("--eot-samples", type=int, default=None, help="EOT draws per gradient (default 8)")
+    parser.add_argument("--param", action="append", default=[], metavar="ATTACK.KEY=VALUE",
+                        help="any attack hyper-parameter (repeatable), e.g. --param basar.max_queries=2000")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--quiet", action="store_true", help="no progress line")
+
+
+def attack_params(args: argparse.Namespace) -> dict[str, dict]:
+    from engine.errors import SkelvizError
+    from skelviz.cli.defend import parse_params
+
+    per: dict[str, dict] = {name: {} for name in args.attacks}
+    for name in args.attacks:
+        if args.iterations is not None:
+            per[name]["iterations"] = args.iterations
+        if args.lr is not None and "smart" in name:
+            per[name]["lr"] = args.lr
+        if args.eot_samples is not None and name.startswith("eot"):
+            per[name]["eot_samples"] = args.eot_samples
+        if "smart" in name:
+            per[name].setdefault("record_history", False)
+    for key, value in parse_params(args.param).items():
+        attack, dot, param = key.partition(".")
+        if not dot or attack not in per:
+            raise SkelvizError(f"--param {key}=…: name one of the attacks {args.attacks} as ATTACK.KEY")
+        per[attack][param] = value
+    return per
+
+
+def model_entry(path: Path, model, evaluation: dict, data: str, split: str) -> dict:
+    meta = dict(getattr(model, "meta", {}) or {})
+    defence = meta.get("defence") or {}
+    train_seconds = defence.get("train_seconds", meta.get("train_seconds"))
+    return {
+        "model": path.stem,
+        "checkpoint": str(path),
+        "architecture": getattr(model, "arch", type(model).__name__),
+        "defence": defence.get("method", "none"),
+        "defence_params": defence.get("params", {}),
+        "dataset": {"path": data, "split": split, "n": evaluation["n"]},
+        "clean_accuracy": evaluation["clean_accuracy"],
+        "robust_accuracy": {k: v["robust_accuracy"] for k, v in evaluation["attacks"].items()},
+        "attacks": evaluation["attacks"],
+        "training_time_s": train_seconds,
+        "base_training_time_s": meta.get("train_seconds"),
+        "forward_passes_per_prediction": int(getattr(model, "forward_passes_per_prediction", 1)),
+    }
+
+
+def leaderboard(entries: list[dict], attacks: list[str]) -> str:
+    def worst(e):
+        values = [v for v in e["robust_accuracy"].values() if v == v]
+        return min(values) if values else float("nan")
+
+    rows = sorted(entries, key=lambda e: -worst(e) if worst(e) == worst(e) else 1.0)
+    head = ["#", "model", "defence", "clean acc."] + [f"robust acc. ({a})" for a in attacks] + \
+           ["worst case", "training time (s)", "passes / prediction"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for i, e in enumerate(rows, 1):
+        t = e["training_time_s"]
+        cells = [str(i), e["model"], e["defence"], f"{e['clean_accuracy']:.1%}"]
+        cells += [f"{e['robust_accuracy'].get(a, float('nan')):.1%}" for a in attacks]
+        cells += [f"{worst(e):.1%}", "—" if t is None else f"{float(t):.1f}", str(e["forward_passes_per_prediction"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    n = entries[0]["dataset"]["n"] if entries else 0
+    note = (f"\nRobust accuracy: windows classified correctly before and after the attack, over {n} windows; "
+            "judged by each model's own prediction on the attacked clip.\n")
+    return "# Robustness leaderboard\n\n" + "\n".join(lines) + "\n" + note
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from engine.defenses.common import resolve_device, training_windows
+    from engine.defenses.robustness import evaluate_robustness
+    from engine.models.checkpoint import load_classifier
+    from skelviz.cli.defend import Progress, split_windows
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(args.device)
+    params = attack_params(args)
+    entries = []
+    for path in map(Path, args.models):
+        model = load_classifier(path).to(device).eval()
+        x, y = training_windows(split_windows(args.data, model, args.split), model)
+        if args.limit is not None:
+            x, y = x[: args.limit], y[: args.limit]
+        t0 = time.perf_counter()
+        torch.manual_seed(0)
+        evaluation = evaluate_robustness(model, x, y, [(a, params[a]) for a in args.attacks],
+                                         batch_size=args.batch_size,
+                                         progress=Progress(path.stem, args.quiet))
+        entry = model_entry(path, model, evaluation, args.data, args.split)
+        entry["evaluation_seconds"] = round(time.perf_counter() - t0, 2)
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", path.stem) or "model"
+        (out / f"{name}.json").write_text(json.dumps(entry, indent=2, default=str))
+        entries.append(entry)
+        robust = ", ".join(f"{a} {v:.1%}" for a, v in entry["robust_accuracy"].items())
+        print(f"{path.name}: clean {entry['clean_accuracy']:.1%}; robust {robust}")
+    (out / "leaderboard.md").write_text(leaderboard(entries, list(args.attacks)))
+    print(f"wrote {len(entries)} model report(s) and {out / 'leaderboard.md'}")
+    return 0
