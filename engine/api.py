@@ -631,18 +631,10 @@ def apply_defence(
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
 ):
-    """Harden ``classifier`` with ``method`` trained on ``dataset``; returns the defended classifier."""
+    """Harden ``classifier`` with defence ``method`` trained on ``dataset`` (a ClipDataset or WindowSet);
+    returns the defended classifier (``classifier`` itself is not changed). See :mod:`engine.defenses`."""
     reg = _defence_registry()
     if method not in reg:
         raise DefenceError(f"unknown defence {method!r}; available: {', '.join(reg) or 'none'}")
-    cls = reg[method]
-    fit = getattr(cls, "fit", None)
-    kwargs = dict(params or {})
-    try:
-        defence = cls(classifier, progress=progress, cancel=cancel, **kwargs)
-    except TypeError:
-        defence = cls(classifier, **kwargs)
-    if fit is None:
-        raise DefenceError(f"defence {method!r} has no fit method")
-    out = defence.fit(dataset)
-    return out if out is not None and out is not defence else getattr(defence, "model", defence)
+    defence = reg[method](classifier, progress=progress, cancel=cancel, **dict(params or {}))
+    return defence.fit(dataset)
