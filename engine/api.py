@@ -147,11 +147,16 @@ def model_input(classifier, clip: Clip) -> Clip:
     first window. Raises :class:`~engine.errors.MappingError` when the clip's joints cannot be mapped onto
     the classifier's skeleton.
     """
+    from dataclasses import replace
+
     from engine.data import map_clip, preprocess_clip
 
     target = classifier.skeleton
-    clip = map_clip(clip, target)
     pre = dict(getattr(classifier, "preprocessing", {}) or {})
+    key = repr(sorted(pre.items()))
+    if clip.skeleton == target and clip.provenance.details.get("model_input") == key:
+        return clip  # already the input of this preprocessing (e.g. an adversarial clip): use it as it is
+    clip = map_clip(clip, target)
     if "fps" not in pre or "window" not in pre:  # a checkpoint without preprocessing takes clips as they are
         return clip
     x = preprocess_clip(clip, **pre)  # (W, 3, T, V, M)
@@ -159,10 +164,10 @@ def model_input(classifier, clip: Clip) -> Clip:
         raise SkelvizError(f"{clip.title}: too short for the classifier's {pre['window']}-frame window")
     bodies = x[0].transpose(3, 1, 2, 0)  # (M, T, V, 3)
     keep = [0] + [m for m in range(1, bodies.shape[0]) if np.any(bodies[m] != 0)]
-    out = Clip.from_bodies(
-        bodies[keep], target, float(pre["fps"]), label=clip.label, name=clip.title, provenance=clip.provenance
+    provenance = replace(clip.provenance, details={**clip.provenance.details, "model_input": key})
+    return Clip.from_bodies(
+        bodies[keep], target, float(pre["fps"]), label=clip.label, name=clip.title, provenance=provenance
     )
-    return out
 
 
 def _to_tensor(clip: Clip, num_bodies: int | None = None):

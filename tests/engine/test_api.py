@@ -58,7 +58,11 @@ def test_attack_forms_come_from_constructor_signatures():
 
 
 def test_run_attack_reports_live_iterates_and_an_outcome(tiny_classifier):
+    from dataclasses import replace
+
     clip = _clip()
+    label = tiny_classifier.class_names[int(np.argmax(api.predict(tiny_classifier, clip)))]
+    clip = replace(clip, label=label)  # correctly classified: the attack has to move it
     seen = []
     out = api.run_attack(
         "smart", tiny_classifier, clip, {"iterations": 30, "lr": 0.05},
@@ -68,9 +72,9 @@ def test_run_attack_reports_live_iterates_and_an_outcome(tiny_classifier):
     live = [info for _d, _t, info in seen if "adversarial" in info]
     assert live and live[0]["adversarial"].shape == (60, 25, 3) and live[0]["probs"].shape == (4,)
     assert out.clean.num_frames == 60 and out.adversarial.positions.shape == out.clean.positions.shape
-    assert out.true_class == 1  # the clip's label "run"
+    assert out.true_class == tiny_classifier.class_names.index(label)
     np.testing.assert_allclose(out.adversarial_probs, api.predict(tiny_classifier, out.adversarial), atol=1e-6)
-    assert out.success == (out.adversarial_pred != 1)
+    assert out.success and out.adversarial_pred != out.true_class
     assert set(out.history) >= {"Lc", "Lp"} and out.metrics["mean_l2"] > 0
 
 
