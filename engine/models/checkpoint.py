@@ -50,8 +50,11 @@ def _plain(value: Any) -> Any:
         return value.item()
     if isinstance(value, Path):
         return str(value)
-    if value is None or isinstance(value, (str, int, float, bool, torch.Tensor)):
+    if value is None or isinstance(value, torch.Tensor):
         return value
+    for kind in (bool, int, float, str):  # subclasses (torch's TorchVersion, IntEnum …) are not loadable
+        if isinstance(value, kind):
+            return kind(value)
     raise CheckpointError(f"cannot store a {type(value).__name__} in a checkpoint ({value!r})")
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 HELP = "evaluate a classifier checkpoint on a dataset: accuracy, confusion matrix, optional JSON report"
@@ -41,9 +40,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"{Path(args.model).name} on {args.data} ({args.split}): accuracy {report['accuracy']:.3f} "
           f"({report['n']} windows)")
     width = max(len(n) for n in names)
-    print("confusion matrix (rows: true class, columns: predicted):", file=sys.stderr)
+    print("confusion matrix (rows: true class, columns: predicted):")
     for name, row in zip(names, report["confusion_matrix"]):
-        print(f"  {name:>{width}} " + " ".join(f"{v:4d}" for v in row), file=sys.stderr)
+        print(f"  {name:>{width}} " + " ".join(f"{v:4d}" for v in row))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2))
