@@ -1,0 +1,92 @@
+"""Training wall time of BEAT vs TRADES vs SMART-AT (and MART) on the same base model and data, and the robustness
+table of every model (clean accuracy, robust accuracy under SMART-AB and EOT-SMART).
+
+Run: ``.venv/bin/python bench/defence.py [--arch mlp|stgcn] [--epochs 10] [--attack-windows 32]``.
+Needs the shared cmu8 data. Everything is seeded; figures are wall-clock times on this machine, reported as
+ratios to BEAT measured in the same run (the machine may be shared: compare ratios, not seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", default="mlp", help="base architecture (mlp is fast on a CPU; stgcn is slower)")
+    parser.add_argument("--epochs", type=int, default=10, help="epochs of every defence (BEAT: burn-in + samples)")
+    parser.add_argument("--base-epochs", type=int, default=30)
+    parser.add_argument("--attack-windows", type=int, default=32, help="test windows attacked per model")
+    parser.add_argument("--iterations", type=int, default=40, help="SMART / EOT-SMART iterations")
+    parser.add_argument("--lr", type=float, default=0.005, help="SMART step, metres per frame")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from engine.data import load_cmu8_benchmark
+    from engine.defenses import get_defence
+    from engine.defenses.common import clean_accuracy
+    from engine.defenses.robustness import evaluate_robustness, predict_labels
+    from engine.models.base import preset_kwargs
+    from engine.train import train_classifier
+
+    train, test = load_cmu8_benchmark()
+    kwargs = {"hidden": 256} if args.arch == "mlp" else preset_kwargs(args.arch, "small")
+    t0 = time.perf_counter()
+    base = train_classifier(args.arch, train, arch_kwargs=kwargs, epochs=args.base_epochs, seed=0,
+                            device=args.device, preprocessing={"stride": 20}).classifier
+    base_seconds = time.perf_counter() - t0
+    print(f"base {args.arch}: {len(train)} train / {len(test)} test windows, trained {args.base_epochs} epochs "
+          f"in {base_seconds:.1f} s; {torch.get_num_threads()} thread(s), device {args.device}")
+
+    n = args.epochs
+    recipes = {
+        "beat": {"burn_in": max(0, n - 5), "num_samples": min(5, n)},
+        "trades": {"epochs": n},
+        "smart-at": {"epochs": n},
+        "mart": {"epochs": n},
+    }
+    models = {"base": base}
+    seconds = {}
+    for name, params in recipes.items():
+        defence = get_defence(name)(base, seed=0, device=args.device, **params)
+        models[name] = defence.fit(train)
+        seconds[name] = defence.seconds
+        print(f"  {name:9s} {n} epochs: {defence.seconds:7.1f} s")
+
+    print("\nTraining wall time (same base model, data and number of epochs)")
+    print("| defence | trains | seconds | × BEAT |")
+    print("|---|---|---|---|")
+    trains = {"beat": "appended 2-layer head only", "trades": "all weights", "smart-at": "all weights",
+              "mart": "all weights"}
+    for name, s in seconds.items():
+        print(f"| {name} | {trains[name]} | {s:.1f} | {s / seconds['beat']:.2f} |")
+
+    x, y = torch.from_numpy(test.x), torch.from_numpy(test.y)
+    # attack the same windows for every model: those every model classifies correctly
+    ok = torch.ones(len(x), dtype=torch.bool)
+    for m in models.values():
+        ok &= predict_labels(m, x) == y
+    idx = torch.nonzero(ok).squeeze(1)[: args.attack_windows]
+    attack = {"iterations": args.iterations, "lr": args.lr, "record_history": False}
+    attacks = [("smart", attack), ("eot-smart", {**attack, "eot_samples": 8})]
+    print(f"\nRobustness: SMART-AB and EOT-SMART ({args.iterations} iterations, step {args.lr} m/frame), on the "
+          f"{len(idx)} test windows every model classifies correctly (robust accuracy = still correct after the "
+          "attack); clean accuracy on all test windows")
+    print("| model | clean acc. | robust acc. SMART | robust acc. EOT-SMART | passes / prediction | train s |")
+    print("|---|---|---|---|---|---|")
+    for name, m in models.items():
+        t = time.perf_counter()
+        r = evaluate_robustness(m, x[idx], y[idx], attacks)
+        a = r["attacks"]
+        print(f"| {name} | {clean_accuracy(m, x, y):.1%} | {a['smart']['robust_accuracy']:.1%} | "
+              f"{a['eot-smart']['robust_accuracy']:.1%} | {m.forward_passes_per_prediction} | "
+              f"{seconds.get(name, base_seconds):.1f} |  (evaluated in {time.perf_counter() - t:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

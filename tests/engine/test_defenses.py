@@ -1,0 +1,284 @@
+"""Defences: BEAT trains only its appended head and predicts by a seeded Bayesian model average, defended
+checkpoints load like plain ones, the baselines fine-tune a copy, the smoothing certificate matches Cohen et al.'s
+formula (checked against SciPy), EOT averages over a model's randomness, and — on the real cmu8 benchmark — BEAT
+keeps clean accuracy and raises robust accuracy against SMART-AB and EOT-SMART."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from engine.attacks import get_attack
+from engine.attacks.eot import EOTModel
+from engine.defenses import DEFENCES, BEATClassifier, SmoothedClassifier, get_defence
+from engine.defenses.common import clean_accuracy
+from engine.defenses.robustness import evaluate_robustness
+from engine.defenses.smoothing import certified_radius, certify, clopper_pearson_lower
+from engine.errors import CheckpointError, DefenceError
+from engine.models.base import Classifier
+from engine.models.checkpoint import load_classifier, save_classifier
+from engine.skeletons import get as get_skeleton
+
+T = 12
+K = 4
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Two shared CPU cores: one intra-op thread is much faster than oversubscribing them."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A tiny trained MLP classifier on synthetic hdm05_25 clips whose class sets the mean pose offset."""
+    from engine.data import WindowSet
+    from engine.train import train_classifier
+
+    skeleton = get_skeleton("hdm05_25")
+    gen = torch.Generator().manual_seed(0)
+    n = 64
+    y = torch.arange(n) % K
+    base = torch.randn(1, 3, 1, skeleton.num_joints, 1, generator=gen) * 0.3
+    offset = torch.randn(K, 3, 1, skeleton.num_joints, 1, generator=gen) * 0.05
+    x = base + offset[y] + 0.02 * torch.randn(n, 3, T, skeleton.num_joints, 1, generator=gen)
+    ws = WindowSet(x=x.numpy(), y=y.numpy(), clip_index=np.arange(n), class_names=tuple(f"c{i}" for i in range(K)),
+                   skeleton=skeleton, fps=30.0)
+    torch.set_num_threads(1)
+    clf = train_classifier("mlp", ws, arch_kwargs={"num_frames": T, "hidden": 32}, epochs=15, seed=0,
+                           device="cpu").classifier
+    return clf, ws
+
+
+def _beat(clf, ws, seed=0, **kw):
+    params = dict(num_samples=3, burn_in=1, sgld_steps=2, batch_size=16, hidden=16, device="cpu", seed=seed)
+    params.update(kw)
+    return get_defence("beat")(clf, **params).fit(ws)
+
+
+def test_registry_names_and_unknown_defence():
+    assert {"beat", "smart-at", "trades", "mart", "smoothing"} <= set(DEFENCES)
+    with pytest.raises(DefenceError, match="unknown defence"):
+        get_defence("nope")
+
+
+def test_beat_trains_only_the_appended_head(tiny):
+    clf, ws = tiny
+    before = {k: v.clone() for k, v in clf.state_dict().items()}
+    model = _beat(clf, ws)
+    assert isinstance(model, BEATClassifier) and isinstance(model, Classifier)
+    # g inside the defended model: bitwise the caller's weights, frozen
+    for k, v in model.net.state_dict().items():
+        assert torch.equal(v, before[f"net.{k}"]), k
+    assert all(not p.requires_grad for p in model.net.parameters())
+    # the caller's classifier is untouched
+    for k, v in clf.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    # f did train: its last layer starts at zero, the kept samples are not zero and not all equal
+    heads = [h.fc2.weight for h in model.heads]
+    assert all(h.abs().sum() > 0 for h in heads)
+    assert not torch.equal(heads[0], heads[-1])
+    assert model.forward_passes_per_prediction == 3
+    # g stays in eval mode even when the defended model is put in train mode
+    model.train()
+    assert not model.net.training
+    model.eval()
+
+
+def test_beat_bma_is_the_mean_of_the_posterior_softmaxes_and_deterministic(tiny):
+    clf, ws = tiny
+    x = torch.from_numpy(ws.x[:10])
+    a, b, c = _beat(clf, ws, seed=3), _beat(clf, ws, seed=3), _beat(clf, ws, seed=4)
+    with torch.no_grad():
+        out_a, out_b, out_c = a(x), b(x), c(x)
+        phi = a.net.features(a.normalise(x))
+        per = torch.stack([torch.softmax(h(phi) + a.net.fc(phi), -1) for h in a.heads])
+    assert torch.equal(out_a, out_b)
+    assert not torch.equal(out_a, out_c)
+    torch.testing.assert_close(out_a.exp(), per.mean(0), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(a.predict_proba(x).sum(-1), torch.ones(10), rtol=1e-5, atol=1e-5)
+
+
+def test_beat_checkpoint_loads_like_a_plain_one(tiny, tmp_path):
+    from engine import api
+    from engine.train import evaluate
+
+    clf, ws = tiny
+    model = _beat(clf, ws)
+    path = save_classifier(model, tmp_path / "beat.pt")
+    raw = torch.load(path, weights_only=True)
+    assert raw["defence"]["method"] == "beat" and len(raw["defence"]["heads"]) == 3
+    assert raw["meta"]["defence"]["method"] == "beat"
+    loaded = load_classifier(path)
+    assert isinstance(loaded, BEATClassifier) and loaded.num_samples == 3
+    x = torch.from_numpy(ws.x[:6])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x))
+    assert api.load_classifier(path).forward_passes_per_prediction == 3
+    assert evaluate(loaded, ws)["accuracy"] == pytest.approx(clean_accuracy(model, torch.from_numpy(ws.x),
+                                                                            torch.from_numpy(ws.y)))
+    # a damaged defence section is a clear error
+    raw["defence"]["heads"][0] = {"fc1.weight": torch.zeros(1)}
+    torch.save(raw, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="posterior sample 0"):
+        load_classifier(tmp_path / "bad.pt")
+
+
+@pytest.mark.parametrize("method", ["smart-at", "trades", "mart"])
+def test_adversarial_training_baselines_fine_tune_a_copy(tiny, tmp_path, method):
+    clf, ws = tiny
+    before = {k: v.clone() for k, v in clf.state_dict().items()}
+    kw = {"attack_iterations": 2} if method == "smart-at" else {"attack_steps": 2}
+    model = get_defence(method)(clf, epochs=1, batch_size=32, device="cpu", **kw).fit(ws)
+    assert all(torch.equal(v, before[k]) for k, v in clf.state_dict().items())
+    assert any(not torch.equal(v, before[k]) for k, v in model.state_dict().items() if v.is_floating_point())
+    assert model.meta["defence"]["method"] == method and model.meta["defence"]["train_seconds"] > 0
+    loaded = load_classifier(save_classifier(model, tmp_path / f"{method}.pt"))
+    assert type(loaded) is Classifier and loaded.meta["defence"]["method"] == method
+
+
+def test_defence_rejects_data_of_another_class_set(tiny):
+    clf, ws = tiny
+    other = copy.copy(ws)
+    other.class_names = tuple(reversed(ws.class_names))
+    with pytest.raises(CheckpointError):
+        get_defence("beat")(clf, device="cpu").fit(other)
+    with pytest.raises(DefenceError, match="WindowSet"):
+        get_defence("beat")(clf, device="cpu").fit("not data")
+
+
+# -- randomized smoothing ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("k,n,alpha", [(1, 10, 0.05), (50, 100, 0.001), (99, 100, 0.01), (100, 100, 0.001),
+                                       (970, 1000, 0.001), (0, 20, 0.05)])
+def test_clopper_pearson_lower_bound_matches_scipy(k, n, alpha):
+    from scipy.stats import beta
+
+    expected = 0.0 if k == 0 else beta.ppf(alpha, k, n - k + 1)
+    assert clopper_pearson_lower(k, n, alpha) == pytest.approx(expected, abs=1e-9)
+
+
+def test_certified_radius_matches_the_formula():
+    from scipy.stats import norm
+
+    for p in (0.51, 0.7, 0.9, 0.999):
+        assert certified_radius(p, 0.02) == pytest.approx(0.02 * norm.ppf(p), rel=1e-9)
+    assert certified_radius(0.5, 0.02) == 0.0 and certified_radius(0.3, 0.02) == 0.0
+
+
+class _ByMeanHeight(torch.nn.Module):
+    """A deterministic 'network': class 1 when the mean coordinate exceeds a threshold, else class 0."""
+
+    def __init__(self, skeleton, threshold):
+        super().__init__()
+        self.skeleton, self.num_classes, self.feature_dim = skeleton, 2, 1
+        self.threshold = threshold
+        self.fc = torch.nn.Identity()
+
+    def features(self, x):
+        m = x.flatten(1).mean(1, keepdim=True) - self.threshold
+        return torch.cat([-m, m], dim=1) * 1e3
+
+    def forward(self, x):
+        return self.features(x)
+
+
+def test_smoothing_certificate_matches_cohen_formula():
+    from scipy.stats import beta, norm
+
+    skeleton = get_skeleton("hdm05_25")
+    x = torch.zeros(3, 3, 4, skeleton.num_joints, 1)
+    x[:, 1] = 1.0  # every joint 1 m up: nonzero (present) performers; mean coordinate 1/3
+    x[1] += 0.0005  # sample 1: just above the threshold (the noise moves the mean by σ/√300 ≈ 0.0006)
+    x[2] += 0.01  # sample 2: far above the threshold, always class 1
+    sigma = 0.01
+    # sample 0 sits exactly on the threshold: its votes are a fair coin
+    base = Classifier(_ByMeanHeight(skeleton, threshold=1.0 / 3), ["low", "high"])
+    smooth = SmoothedClassifier(base, sigma=sigma, num_noise=50)
+    cls, radius, p_lower = certify(smooth, x, n0=32, n=400, alpha=0.001, seed=1)
+    assert cls[2] == 1
+    # the always-right sample: k = n, so p_A = alpha^(1/n) and R = σ Φ⁻¹(p_A)
+    assert p_lower[2] == pytest.approx(beta.ppf(0.001, 400, 1), abs=1e-9)
+    assert radius[2] == pytest.approx(sigma * norm.ppf(beta.ppf(0.001, 400, 1)), rel=1e-6)
+    # the sample on the boundary: no certificate (abstain, radius 0)
+    assert cls[0] == -1 and radius[0] == 0.0 and p_lower[0] < 0.5
+    # sample 1: certified as class 1 with a smaller radius than sample 2
+    assert cls[1] == 1 and 0.0 < radius[1] < radius[2]
+    # every certified radius is σ Φ⁻¹ of its bound
+    for r, p in zip(radius, p_lower):
+        assert float(r) == pytest.approx(sigma * norm.ppf(float(p)) if p > 0.5 else 0.0, rel=1e-6, abs=1e-12)
+    # majority-vote prediction: deterministic, the vote frequencies, the same clip alone or in a batch
+    with torch.no_grad():
+        p1, p2 = smooth(x), smooth(x)
+        alone = smooth(x[2:3])
+    assert torch.equal(p1, p2) and torch.equal(alone[0], p1[2])
+    assert int(p1[2].argmax()) == 1 and p1[2].exp().max() == pytest.approx(1.0)
+    assert smooth.forward_passes_per_prediction == 50
+
+
+def test_smoothing_defence_round_trip(tiny, tmp_path):
+    clf, ws = tiny
+    model = get_defence("smoothing")(clf, sigma=0.005, num_noise=8, epochs=1, device="cpu").fit(ws)
+    assert isinstance(model, SmoothedClassifier)
+    loaded = load_classifier(save_classifier(model, tmp_path / "smooth.pt"))
+    assert isinstance(loaded, SmoothedClassifier) and loaded.sigma == 0.005 and loaded.num_noise == 8
+    x = torch.from_numpy(ws.x[:8])
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+
+
+# -- EOT ------------------------------------------------------------------------------------------------------
+def test_eot_model_averages_over_the_posterior_and_plain_models_pass_through(tiny):
+    clf, ws = tiny
+    model = _beat(clf, ws)
+    x = torch.from_numpy(ws.x[:5])
+    with torch.no_grad():
+        eot = EOTModel(model, draws=10)(x)
+        phi = model.net.features(model.normalise(x))
+        expected = torch.stack([torch.log_softmax(h(phi) + model.net.fc(phi), -1) for h in model.heads]).mean(0)
+        torch.testing.assert_close(eot, expected)
+        torch.testing.assert_close(EOTModel(clf)(x), torch.log_softmax(clf(x), -1))
+        two = EOTModel(model, draws=2, seed=0)
+        assert two.model.stochastic_logits(x, 2, two.generator).shape == (2, 5, K)
+
+
+def test_eot_smart_judges_success_by_the_defended_model(tiny):
+    clf, ws = tiny
+    smooth = SmoothedClassifier(clf, sigma=0.005, num_noise=8)
+    x, y = torch.from_numpy(ws.x[:6]), torch.from_numpy(ws.y[:6])
+    result = get_attack("eot-smart")(smooth, iterations=5, lr=0.05, eot_samples=4, record_history=False)(x, y)
+    with torch.no_grad():
+        pred = smooth(result.adversarial).argmax(1)
+    assert torch.equal(result.predictions, pred)
+    assert torch.equal(result.success, pred != y)
+    assert result.params["method"] == "eot-smart" and result.params["eot_samples"] == 4
+
+
+# -- evidence on the real cmu8 benchmark -----------------------------------------------------------------------
+BEAT_RECIPE = {"num_samples": 5, "burn_in": 3, "sgld_steps": 5, "x_weight": 0.0}
+ATTACK = {"iterations": 20, "lr": 0.005, "record_history": False}
+
+
+@pytest.mark.slow
+def test_beat_keeps_clean_accuracy_and_raises_robust_accuracy_on_cmu8(cmu8_benchmark, cmu8_stgcn):
+    train, test = cmu8_benchmark
+    base = cmu8_stgcn
+    x, y = torch.from_numpy(test.x), torch.from_numpy(test.y)
+    beat = get_defence("beat")(base, device="cpu", seed=0, **BEAT_RECIPE).fit(train)
+    clean_base, clean_beat = clean_accuracy(base, x, y), clean_accuracy(beat, x, y)
+    assert clean_beat >= clean_base - 0.05, (clean_base, clean_beat)
+    # attack the windows both models get right, so that robust accuracy compares like with like
+    both = torch.nonzero((base(x).argmax(1) == y) & (beat(x).argmax(1) == y)).squeeze(1)[:24]
+    attacks = [("smart", ATTACK), ("eot-smart", {**ATTACK, "eot_samples": 5})]
+    r_base = evaluate_robustness(base, x[both], y[both], attacks)
+    r_beat = evaluate_robustness(beat, x[both], y[both], attacks)
+    print("clean", clean_base, clean_beat, "robust base", {k: v["robust_accuracy"] for k, v in r_base["attacks"].items()},
+          "robust beat", {k: v["robust_accuracy"] for k, v in r_beat["attacks"].items()})
+    for name in ("smart", "eot-smart"):
+        assert r_base["attacks"][name]["robust_accuracy"] < 1.0, "the attack budget is too small to test anything"
+        assert r_beat["attacks"][name]["robust_accuracy"] > r_base["attacks"][name]["robust_accuracy"], name

@@ -1,0 +1,80 @@
+"""``skelviz defend`` and ``skelviz robustness`` end to end on the real cmu8 file: a defended checkpoint is
+written and loads like a plain one, and the robustness run writes one RobustBench-style JSON per model and a
+Markdown leaderboard; bad requests fail with a clear message."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from engine.models.checkpoint import load_classifier, save_classifier
+from skelviz.cli import main
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def mlp_checkpoint(tmp_path_factory, cmu8_benchmark):
+    """A small MLP trained briefly on the cmu8 benchmark's train windows, saved as a checkpoint."""
+    from engine.train import train_classifier
+
+    train, _ = cmu8_benchmark
+    torch.set_num_threads(1)
+    clf = train_classifier("mlp", train, arch_kwargs={"hidden": 64}, epochs=8, seed=0, device="cpu",
+                           preprocessing={"stride": 20}).classifier
+    clf.meta = {k: (str(v) if isinstance(v, str) else v) for k, v in clf.meta.items()}
+    return save_classifier(clf, tmp_path_factory.mktemp("models") / "mlp.pt")
+
+
+def test_defend_then_robustness(mlp_checkpoint, cmu8_path, tmp_path, capsys):
+    beat = tmp_path / "beat.pt"
+    rc = main(["defend", "--method", "beat", "--model", str(mlp_checkpoint), "--data", str(cmu8_path),
+               "--out", str(beat), "--epochs", "1", "--samples", "2", "--param", "sgld_steps=2",
+               "--param", "x_weight=0.0", "--device", "cpu", "--quiet"])
+    assert rc == 0
+    assert "beat: trained in" in capsys.readouterr().out
+    model = load_classifier(beat)
+    assert model.forward_passes_per_prediction == 2 and model.meta["defence"]["method"] == "beat"
+
+    out = tmp_path / "robust"
+    rc = main(["robustness", "--models", str(mlp_checkpoint), str(beat), "--attacks", "smart", "eot-smart",
+               "--data", str(cmu8_path), "--out", str(out), "--limit", "6", "--iterations", "3",
+               "--eot-samples", "2", "--device", "cpu", "--quiet"])
+    assert rc == 0
+    reports = {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
+    assert set(reports) == {"mlp", "beat"}
+    for name, r in reports.items():
+        assert 0.0 <= r["clean_accuracy"] <= 1.0 and r["dataset"]["n"] == 6
+        assert set(r["robust_accuracy"]) == {"smart", "eot-smart"}
+        for attack, value in r["robust_accuracy"].items():
+            assert 0.0 <= value <= r["clean_accuracy"]
+            assert r["attacks"][attack]["params"]["iterations"] == 3
+        assert r["attacks"]["eot-smart"]["params"]["eot_samples"] == 2
+    assert reports["beat"]["forward_passes_per_prediction"] == 2 and reports["beat"]["defence"] == "beat"
+    assert reports["beat"]["training_time_s"] > 0
+    assert reports["mlp"]["forward_passes_per_prediction"] == 1 and reports["mlp"]["defence"] == "none"
+    board = (out / "leaderboard.md").read_text()
+    assert "| mlp |" in board and "| beat |" in board and "robust acc. (eot-smart)" in board
+
+
+def test_robustness_rejects_an_unknown_attack(mlp_checkpoint, cmu8_path, tmp_path, capsys):
+    rc = main(["robustness", "--models", str(mlp_checkpoint), "--attacks", "no-such-attack", "--data",
+               str(cmu8_path), "--out", str(tmp_path), "--limit", "2", "--device", "cpu", "--quiet"])
+    assert rc == 2
+    assert "unknown attack 'no-such-attack'" in capsys.readouterr().err
+
+
+def test_defend_rejects_an_unknown_parameter(mlp_checkpoint, cmu8_path, tmp_path, capsys):
+    rc = main(["defend", "--method", "trades", "--model", str(mlp_checkpoint), "--data", str(cmu8_path),
+               "--out", str(tmp_path / "x.pt"), "--param", "no_such=1", "--device", "cpu", "--quiet"])
+    assert rc == 2
+    assert "does not take these parameters" in capsys.readouterr().err
+    assert not (tmp_path / "x.pt").exists()
