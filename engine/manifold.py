@@ -280,21 +280,18 @@ def _exp_so3(omega: torch.Tensor) -> torch.Tensor:
     """Rodrigues for rotation vectors ``(..., 3)`` → ``(..., 3, 3)``, written for the projection's inner loop.
 
     ``engine.kinematics.axis_angle_to_matrix`` normalises the axis first, which gives a zero gradient at the
-    zero rotation (a bone exactly at rest could never leave it); the series form here is exact there, and
-    takes fewer kernels per call, which matters in a loop run hundreds of times per projection.
+    zero rotation (a bone exactly at rest could never leave it), and takes more kernels per call, which
+    matters in a loop run hundreds of times per projection. Here ``θ = sqrt(|ω|² + ε²)`` with ``ε = 1e-6``
+    keeps ``sin θ / θ`` and ``(1 − cos θ) / θ²`` finite and exact to float64 rounding at and near zero.
     """
-    t2 = omega.square().sum(-1)[..., None, None]
-    small = t2 < 1e-8
-    safe = torch.where(small, torch.ones_like(t2), t2)
-    t = safe.sqrt()
-    cos_t = torch.where(small, 1 - t2 / 2, t.cos())
-    sinc = torch.where(small, 1 - t2 / 6, t.sin() / t)
-    cosc = torch.where(small, 0.5 - t2 / 24, (1 - t.cos()) / safe)
+    t2 = omega.square().sum(-1)[..., None, None] + 1e-12
+    t = t2.sqrt()
+    cos_t = t.cos()
     x, y, z = omega.unbind(-1)
     zero = torch.zeros_like(x)
     K = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*omega.shape, 3)
     eye = torch.eye(3, dtype=omega.dtype, device=omega.device)
-    return cos_t * eye + sinc * K + cosc * (omega[..., :, None] * omega[..., None, :])
+    return cos_t * eye + (t.sin() / t) * K + ((1 - cos_t) / t2) * (omega[..., :, None] * omega[..., None, :])
 
 
 def _swing(rest: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
@@ -642,13 +639,23 @@ class ManifoldProjector:
         params, lengths = self.params(adversarial, clean)
         return self.positions(params, lengths, adversarial.dtype)
 
-    def project(self, adversarial: torch.Tensor, clean: torch.Tensor, accel_weight: float | None = None) -> torch.Tensor:
+    def project(
+        self,
+        adversarial: torch.Tensor,
+        clean: torch.Tensor,
+        accel_weight: float | None = None,
+        *,
+        init: torch.Tensor | None = None,
+        steps: int | None = None,
+    ) -> torch.Tensor:
         """Project ``adversarial`` (N, 3, T, V, M) onto the manifold of ``clean``; same dtype and device.
 
-        Each body starts from the better (lower objective) of two feasible points: the joint angles of ``x′``
-        clamped into the limits, and those of the clean clip (clamped too, in case it lies outside limits
-        estimated from other data); projected Adam with a cosine-decaying step then descends from there.
+        Each body starts from the best (lowest objective) of the feasible points: the joint angles of ``x′``
+        clamped into the limits, those of the clean clip (clamped too, in case it lies outside limits
+        estimated from other data) and, if given, those of ``init`` (e.g. an earlier projection); projected
+        Adam with a cosine-decaying step then descends from there for ``steps`` (default: the projector's).
         """
+        steps = self.steps if steps is None else int(steps)
         self._check(adversarial, clean)
         w = self.accel_weight if accel_weight is None else float(accel_weight)
         dev = self.device
@@ -670,23 +677,29 @@ class ManifoldProjector:
         def pick(mask, a, b):
             return torch.where(mask.reshape(*mask.shape, *([1] * (a.ndim - 2))), a, b)
 
+        params = (root, rot6, ang)
         with torch.no_grad():
-            from_clean = objective(clean_params) < objective((root, rot6, ang))
-        params = [pick(from_clean, c, p).clone().requires_grad_(True) for c, p in zip(clean_params, (root, rot6, ang))]
+            best_loss = objective(params)
+            for other in [clean_params] + ([self.params(init, clean)[0]] if init is not None else []):
+                loss = objective(other)
+                better = loss < best_loss
+                best_loss = torch.where(better, loss, best_loss)
+                params = tuple(pick(better, o, p) for o, p in zip(other, params))
+        params = [p.clone().requires_grad_(True) for p in params]
         ang = params[2]
         best = [p.detach().clone() for p in params]
         best_loss = torch.full(target.shape[:2], float("inf"), dtype=torch.float64, device=dev)
         opt = torch.optim.Adam(params, lr=self.lr)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(self.steps, 1), eta_min=self.lr / 20)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1), eta_min=self.lr / 20)
         with torch.enable_grad():
-            for step in range(self.steps + 1):
+            for step in range(steps + 1):
                 loss = objective(params)
                 with torch.no_grad():
                     better = loss < best_loss
                     best_loss = torch.where(better, loss, best_loss)
                     for b, p in zip(best, params):
                         b.copy_(pick(better, p, b))
-                if step == self.steps:
+                if step == steps:
                     break
                 opt.zero_grad(set_to_none=True)
                 loss.sum().backward()

@@ -270,13 +270,18 @@ class BASAR(Attack):
         mask = present_performers(x)
         W = self._coupling_matrix(x.shape[3], dev)
 
-        adv, labels, found, raw_start = self._start(x, y, target, gen)
+        self._tick(0, self.queries, {"iteration": 0})
+        everyone = torch.arange(N, device=dev)
+        # A clip the model already gets wrong (or already puts in the target class) needs no attack.
+        clean_pred = self.oracle(x, everyone)
+        already = self._is_adv(clean_pred, everyone, y, target)
+        adv, labels, found, raw_start = self._start(x, y, target, gen, clean_pred, already, mask)
         starts = (adv.clone(), raw_start)
         anchors = torch.zeros_like(x)  # last adversarial mid-run projection (zeros: none yet)
         start_distance = _flat_norm(adv - x)
         delta = torch.full((N,), self.delta0, device=dev)
         beta = torch.full((N,), self.beta0, device=dev)
-        active = found.clone()
+        active = found & ~already
         iterations = torch.zeros(N, dtype=torch.long)
         history: dict[str, list] = {"distance": []}
         dist = _flat_norm(adv - x)
@@ -333,7 +338,10 @@ class BASAR(Attack):
         success = found.clone()
         if projector is not None:
             t0 = time.perf_counter()
-            final, labels, success = self._project_final(projector, adv, labels, x, y, target, found, anchors, starts)
+            final, labels, success = self._project_final(
+                projector, adv, labels, x, y, target, found & ~already, anchors, starts
+            )
+            success |= already
             projection_seconds += time.perf_counter() - t0
         return self._result(final, adv, x, success, labels, iterations, start_distance, history, limits,
                             projection_seconds)
@@ -350,7 +358,7 @@ class BASAR(Attack):
         log.info("no joint limits given or stored with the model: estimating them from the clips being attacked")
         return estimate_joint_angle_limits(data, self.skeleton, source="the attacked clips")
 
-    def _start(self, x, y, target, gen):
+    def _start(self, x, y, target, gen, clean_pred, already, mask):
         """Adversarial start points blended towards ``x`` (module docstring, step 1)."""
         N, dev = x.shape[0], x.device
         if self.starts is not None:
@@ -362,8 +370,8 @@ class BASAR(Attack):
         else:
             pool, pool_labels = x, y
         start = x.clone()
-        labels = torch.full((N,), -1, dtype=torch.long, device=dev)
-        found = torch.zeros(N, dtype=torch.bool, device=dev)
+        labels = clean_pred.clone()
+        found = already.clone()
         # Candidate lists in a seeded random order: other classes (untargeted) or the target class.
         order = torch.randperm(len(pool), generator=gen, device=dev).tolist()
         plabels, ys = pool_labels.tolist(), y.tolist()
@@ -388,9 +396,8 @@ class BASAR(Attack):
                 if len(idx) == 0:
                     break
                 idx = idx[self._has_budget(idx, self.trials + self.search_steps + 1)]
-                noisy = x[idx] + factor * scale[idx].reshape(-1, 1, 1, 1, 1) * torch.randn(
-                    x[idx].shape, generator=gen, device=dev
-                )
+                noise = torch.randn(x[idx].shape, generator=gen, device=dev) * mask[idx]
+                noisy = x[idx] + factor * scale[idx].reshape(-1, 1, 1, 1, 1) * noise
                 pred = self.oracle(noisy, idx)
                 good = self._is_adv(pred, idx, y, target)
                 start[idx[good]] = noisy[good]
@@ -401,7 +408,7 @@ class BASAR(Attack):
             what = "a clip classified as its target class" if target is not None else "an adversarial start"
             log.warning("BASAR found no start point (%s) for samples %s; they are reported as failures", what, missing)
         raw = start.clone()
-        idx = found.nonzero().flatten()
+        idx = (found & ~already).nonzero().flatten()
         if len(idx):
             blended, got = self._binary_search(start[idx], x[idx], idx, y, target)
             start[idx] = blended
@@ -445,7 +452,12 @@ class BASAR(Attack):
             todo = todo[self._has_budget(todo, 1)]
             if len(todo) == 0:
                 break
-            proj = projector.project(adv[todo], x[todo], accel_weight=w / 10**attempt)
+            # Retries start from the previous projection too, and take half the steps.
+            proj = projector.project(
+                adv[todo], x[todo], accel_weight=w / 10**attempt,
+                init=None if attempt == 0 else final[todo],
+                steps=None if attempt == 0 else max(1, self.projection_steps // 2),
+            )
             pred = self.oracle(proj, todo)
             ok = self._is_adv(pred, todo, y, target)
             final[todo] = proj
