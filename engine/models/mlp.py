@@ -6,7 +6,8 @@ through two hidden ReLU layers and a linear classifier. It needs a fixed number 
 60 as in the SMART HDM05 setting); clips of another length are resampled to it
 (:func:`engine.models.blocks.resample_frames`).
 
-Defaults: 60 frames, 1024 hidden units per layer (about 2.6 M parameters for 25 joints); ``small``: 256.
+Defaults: 60 frames, 1024 hidden units per layer (about 5.7 M parameters for 25 joints); ``small``: 256
+(about 1.2 M).
 """
 
 from __future__ import annotations

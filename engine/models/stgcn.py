@@ -16,6 +16,10 @@ Module and parameter names follow the official code (``data_bn``, ``st_gcn_netwo
 ``st_gcn_networks.{i}.tcn.{0,2,3}``, ``st_gcn_networks.{i}.residual.{0,1}``, ``edge_importance.{i}``,
 buffer ``A``), so its checkpoints load by name (:mod:`engine.models.checkpoint`); the official 1×1 conv
 classifier ``fcn`` is the linear layer ``fc`` here (same weights, reshaped).
+
+The partition follows the paper: distances to the centre are full graph distances. The official code
+measures them with a hop table truncated at ``max_hop``, so most of its neighbours land in the first
+subset; an imported official checkpoint keeps its own ``A`` buffer and so behaves exactly as it did there.
 """
 
 from __future__ import annotations
