@@ -21,6 +21,7 @@ def demo_windows():
     return held_out_windows(ASSETS_DIR / "demo" / "demo_actions.h5", fps=30, window=60, stride=30)
 
 
+@pytest.mark.slow
 def test_cmu8_stgcn_beats_chance_on_held_out_clips(cmu8_stgcn, cmu8_benchmark):
     """The session's small ST-GCN (30 fps, 60-frame windows, clip-level split) on clips it never saw.
 
@@ -110,6 +111,7 @@ def test_demo_checkpoints(arch, demo_dataset):
 
 
 @pytest.mark.gpu
+@pytest.mark.slow
 def test_cuda_matches_cpu(cmu8_stgcn, cmu8_benchmark):
     import copy
 
