@@ -24,12 +24,15 @@ the defended model's); every other SMART argument as :mod:`engine.attacks.smart`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
 from engine.attacks.base import AttackResult, register_attack
 from engine.attacks.common import strategy_success
 from engine.attacks.smart import SMART
+from engine.skeletons import Skeleton
 
 
 class EOTModel(nn.Module):
@@ -67,15 +70,43 @@ class EOTSMART(SMART):
         model: the (possibly stochastic or Bayesian) classifier on clips in metres.
         eot_samples: random draws averaged per gradient. eot_seed: seeds the draws.
         refine_steps: SMART's post-success refinement (0 by default here).
-        Every other keyword is SMART's (strategy, iterations, lr, w, alpha, betas ...).
+        Every other argument is SMART's (strategy, iterations, lr, w, alpha, betas ...), same defaults.
     """
 
-    def __init__(self, model, skeleton=None, *, eot_samples: int = 8, eot_seed: int = 0, refine_steps: int = 0,
-                 **kwargs) -> None:
+    def __init__(
+        self,
+        model,
+        skeleton: Skeleton | None = None,
+        *,
+        eot_samples: int = 8,
+        eot_seed: int = 0,
+        strategy: str = "ab",
+        top_n: int = 3,
+        iterations: int = 100,
+        lr: float = 0.01,
+        w: float = 0.6,
+        alpha: float = 0.58,
+        betas: Sequence[float] = (0.69, 0.0, 0.31),
+        fps: float | None = None,
+        joint_weights: Sequence[float] | torch.Tensor | None = None,
+        update: str = "gd",
+        refine_steps: int = 0,
+        joint_budget=None,
+        frame_budget=None,
+        record_history: bool = True,
+        balance: str = "terms",
+        progress=None,
+        cancel=None,
+    ) -> None:
         self.defended = model
         self.eot_samples = int(eot_samples)
         self.eot_seed = int(eot_seed)
-        super().__init__(EOTModel(model, eot_samples, eot_seed), skeleton, refine_steps=refine_steps, **kwargs)
+        super().__init__(
+            EOTModel(model, eot_samples, eot_seed), skeleton, strategy=strategy, top_n=top_n, iterations=iterations,
+            lr=lr, w=w, alpha=alpha, betas=betas, fps=fps, joint_weights=joint_weights, update=update,
+            refine_steps=refine_steps, joint_budget=joint_budget, frame_budget=frame_budget,
+            record_history=record_history, balance=balance, progress=progress, cancel=cancel,
+        )
 
     @property
     def params(self) -> dict:
