@@ -260,20 +260,32 @@ def test_eot_smart_judges_success_by_the_defended_model(tiny):
 
 
 # -- evidence on the real cmu8 benchmark -----------------------------------------------------------------------
-BEAT_RECIPE = {"num_samples": 5, "burn_in": 3, "sgld_steps": 5, "x_weight": 0.0}
-ATTACK = {"iterations": 20, "lr": 0.005, "record_history": False}
+# The base is the fully connected classifier of the SMART/BEAT papers (registry "mlp", 256 hidden units): its
+# BEAT run takes ~1.5 min on one CPU core here, an ST-GCN's several times longer. BEAT runs with its defaults.
+ATTACK = {"iterations": 40, "lr": 0.005, "record_history": False}
+
+
+@pytest.fixture(scope="module")
+def cmu8_mlp(cmu8_benchmark):
+    from engine.train import train_classifier
+
+    train, _ = cmu8_benchmark
+    torch.set_num_threads(1)
+    return train_classifier("mlp", train, arch_kwargs={"hidden": 256}, epochs=30, seed=0, device="cpu",
+                            preprocessing={"stride": 20}).classifier
 
 
 @pytest.mark.slow
-def test_beat_keeps_clean_accuracy_and_raises_robust_accuracy_on_cmu8(cmu8_benchmark, cmu8_stgcn):
+def test_beat_keeps_clean_accuracy_and_raises_robust_accuracy_on_cmu8(cmu8_benchmark, cmu8_mlp):
     train, test = cmu8_benchmark
-    base = cmu8_stgcn
+    base = cmu8_mlp
     x, y = torch.from_numpy(test.x), torch.from_numpy(test.y)
-    beat = get_defence("beat")(base, device="cpu", seed=0, **BEAT_RECIPE).fit(train)
+    beat = get_defence("beat")(base, device="cpu", seed=0).fit(train)
     clean_base, clean_beat = clean_accuracy(base, x, y), clean_accuracy(beat, x, y)
-    assert clean_beat >= clean_base - 0.05, (clean_base, clean_beat)
+    assert clean_beat >= clean_base - 0.03, (clean_base, clean_beat)
     # attack the windows both models get right, so that robust accuracy compares like with like
-    both = torch.nonzero((base(x).argmax(1) == y) & (beat(x).argmax(1) == y)).squeeze(1)[:24]
+    with torch.no_grad():
+        both = torch.nonzero((base(x).argmax(1) == y) & (beat(x).argmax(1) == y)).squeeze(1)[:24]
     attacks = [("smart", ATTACK), ("eot-smart", {**ATTACK, "eot_samples": 5})]
     r_base = evaluate_robustness(base, x[both], y[both], attacks)
     r_beat = evaluate_robustness(beat, x[both], y[both], attacks)
@@ -282,3 +294,18 @@ def test_beat_keeps_clean_accuracy_and_raises_robust_accuracy_on_cmu8(cmu8_bench
     for name in ("smart", "eot-smart"):
         assert r_base["attacks"][name]["robust_accuracy"] < 1.0, "the attack budget is too small to test anything"
         assert r_beat["attacks"][name]["robust_accuracy"] > r_base["attacks"][name]["robust_accuracy"], name
+
+
+def test_app_facade_lists_and_applies_defences_on_a_clip_collection(tiny):
+    from engine import api
+    from engine.data import ClipDataset
+
+    clf, ws = tiny
+    assert api.defence_methods()[0] == "beat"
+    assert {"num_samples", "lam", "adversary_class"} <= {p.name for p in api.defence_params("beat")}
+    clips = ClipDataset([ws.clip(i) for i in range(0, len(ws), 2)], ws.class_names, skeleton=ws.skeleton)
+    calls = []
+    model = api.apply_defence("beat", clf, clips, {"num_samples": 2, "burn_in": 0, "sgld_steps": 1, "hidden": 8},
+                              progress=lambda d, t, info: calls.append((d, t)))
+    assert isinstance(model, BEATClassifier) and model.num_samples == 2
+    assert calls and calls[-1][0] == calls[-1][1]

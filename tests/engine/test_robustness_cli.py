@@ -51,7 +51,7 @@ def test_defend_then_robustness(mlp_checkpoint, cmu8_path, tmp_path, capsys):
     assert rc == 0
     reports = {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
     assert set(reports) == {"mlp", "beat"}
-    for name, r in reports.items():
+    for r in reports.values():
         assert 0.0 <= r["clean_accuracy"] <= 1.0 and r["dataset"]["n"] == 6
         assert set(r["robust_accuracy"]) == {"smart", "eot-smart"}
         for attack, value in r["robust_accuracy"].items():
