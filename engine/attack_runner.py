@@ -1,0 +1,400 @@
+"""Batch attacks over a dataset: select the correctly classified windows, attack them in batches, resume.
+
+Used by ``skelviz attack``, by the distributed runner and by the studies' stimulus preparation::
+
+    windows = load_windows(classifier, "data.h5")
+    summary = run_attack_job(classifier, windows, "out/smart_ab", method="smart", strategy="ab")
+
+Output folder ``DIR``:
+
+``DIR/job.json``
+    the job's parameters (written first; a resumed run must ask for the same job);
+``DIR/parts/batch_NNNNN.npz``
+    one file per finished batch (written to a temporary name, then renamed: a killed run leaves only whole
+    batches), which is what resuming skips;
+``DIR/adversarial.h5``
+    assembled at the end. Root attributes: ``schema`` (``"skelviz.attack"``), ``schema_version``,
+    ``params`` (JSON: method, strategy, top_n, target, attack keyword arguments, seed, batch size, model
+    and data paths...), ``class_names`` (JSON), ``skeleton`` (JSON), ``fps``. Datasets, one row per attacked
+    window: ``clean`` and ``adversarial`` (N, 3, T, V, M) float32 metres, ``label``, ``target`` (−1 when
+    untargeted), ``clean_pred``, ``adv_pred``, ``success``, ``iterations``, ``queries``, ``window_index``
+    (the window's row in the attacked :class:`~engine.data.WindowSet`), and ``metrics/<name>`` (N,) per-sample
+    deviations from :func:`engine.metrics.per_sample_summary`;
+``DIR/results.json``
+    ``method``, ``strategy``, ``top_n``, ``target``, ``n``, ``success_rate``, ``mean_iterations``, ``mean_queries``,
+    ``mean_l2``, ``mean_bone_length_rel_dev``, ``mean_accel_dev`` (and the other means of the metrics),
+    ``clean_accuracy`` (over every window of the data), ``n_windows``, ``n_correct``, ``seconds``, ``params``.
+
+Which windows: every window the classifier classifies correctly (``limit``: only the first K of them). For SA
+with a fixed target class, windows of that class are left out (a target can never be the true class); SA
+without a target draws one other class per window from ``seed``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine import metrics
+from engine.errors import AttackError, SkelvizError
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "skelviz.attack"
+SCHEMA_VERSION = 1
+ProgressFn = Callable[[int, int, dict], None]
+
+
+# -- data ----------------------------------------------------------------------------------------------------
+def load_windows(classifier, path: str | Path, *, split: str = "auto", seed: int = 0):
+    """The windows of the dataset at ``path`` as ``classifier`` takes them (a :class:`~engine.data.WindowSet`).
+
+    Clips are mapped onto the classifier's skeleton and preprocessed as its checkpoint says (fps, window,
+    stride, root centring, facing, bodies). ``split``: ``"all"`` (every clip), ``"test"`` (the held-out part:
+    the cmu8 benchmark split for a positions HDF5 file with train/test groups, else the project's clip-level
+    split), or ``"auto"`` (``"test"`` for a file with its own train/test groups, ``"all"`` otherwise). Labels
+    are matched to the classifier's classes by name.
+    """
+    from engine.data import ClipDataset, cmu8_benchmark_split, map_clip, split_by_clip_with_time_fallback
+    from engine.io import detect_format, load_dataset
+
+    path = Path(path)
+    fmt = detect_format(path)
+    if split not in ("auto", "all", "test"):
+        raise SkelvizError(f"split must be auto, all or test, got {split!r}")
+    dataset = None
+    if split in ("auto", "test") and fmt == "positions-h5":
+        dataset = load_dataset(path)
+        has_split = any(c.provenance.details.get("split") for c in dataset)
+        if has_split:
+            dataset = cmu8_benchmark_split(path, seed=seed)[1]
+        elif split == "test":
+            dataset = split_by_clip_with_time_fallback(dataset, 0.25, seed)[1]
+    if dataset is None:
+        dataset = load_dataset(path)
+        if split == "test":
+            dataset = split_by_clip_with_time_fallback(dataset, 0.25, seed)[1]
+    target = classifier.skeleton
+    if not dataset.skeleton.same_topology(target):
+        dataset = ClipDataset(
+            [map_clip(c, target) for c in dataset], dataset.class_names, skeleton=target, name=dataset.name,
+            source=dataset.source,
+        )
+    names = [n.lower() for n in classifier.class_names]
+    unknown = [n for n in dataset.class_names if n.lower() not in names]
+    if unknown:
+        raise SkelvizError(
+            f"{path}: classes {unknown} are not among the classifier's classes {classifier.class_names}; "
+            "attack data labelled with the classes the model was trained on"
+        )
+    if list(dataset.class_names) != list(classifier.class_names):
+        # labels onto the classifier's class order (names matched case-insensitively)
+        from dataclasses import replace
+
+        canon = {n.lower(): n for n in classifier.class_names}
+        clips = [c if c.label is None else replace(c, label=canon[c.label.lower()]) for c in dataset]
+        dataset = ClipDataset(clips, classifier.class_names, skeleton=dataset.skeleton, name=dataset.name,
+                              source=dataset.source)
+    pre = dict(getattr(classifier, "preprocessing", {}) or {})
+    fps = float(pre.get("fps", dataset[0].fps if len(dataset) else 30.0))
+    window = int(pre.get("window", 60))
+    num_bodies = pre.get("num_bodies") or (getattr(classifier, "arch_kwargs", {}) or {}).get("num_person")
+    return dataset.to_windows(
+        fps=fps,
+        window=window,
+        stride=pre.get("stride", window),
+        root_centre=bool(pre.get("root_centre", True)),
+        face=bool(pre.get("face", False)),
+        num_bodies=None if num_bodies is None else int(num_bodies),
+    )
+
+
+def predict_windows(classifier, x: np.ndarray, device, batch_size: int = 256) -> np.ndarray:
+    """Logits (N, K) of windows (N, 3, T, V, M) in eval mode (the model's mode is restored)."""
+    was = classifier.training
+    classifier.eval()
+    out = []
+    try:
+        with torch.no_grad():
+            for lo in range(0, len(x), batch_size):
+                out.append(classifier(torch.as_tensor(x[lo : lo + batch_size]).to(device)).float().cpu())
+    finally:
+        classifier.train(was)
+    return torch.cat(out).numpy() if out else np.zeros((0, classifier.num_classes), np.float32)
+
+
+# -- the job -------------------------------------------------------------------------------------------------
+@dataclass
+class AttackJob:
+    """What to attack and how. ``attack_kwargs`` go to the attack's constructor (besides strategy/top_n)."""
+
+    method: str
+    strategy: str = "ab"
+    top_n: int = 3
+    target: int | None = None
+    attack_kwargs: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 32
+    limit: int | None = None
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)  # provenance only (model and data paths ...)
+
+    def to_dict(self) -> dict:
+        return {
+            "method": self.method,
+            "strategy": self.strategy,
+            "top_n": self.top_n,
+            "target": self.target,
+            "attack_kwargs": _jsonable(self.attack_kwargs),
+            "batch_size": self.batch_size,
+            "limit": self.limit,
+            "seed": self.seed,
+            **{k: _jsonable(v) for k, v in self.extra.items()},
+        }
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return repr(value)
+
+
+def build_attack(classifier, job: AttackJob, progress=None, cancel=None):
+    """The attack object for ``job`` (the strategy and top_n passed where the attack takes them)."""
+    import inspect
+
+    from engine.attacks import get_attack
+
+    cls = get_attack(job.method)
+    accepted = inspect.signature(cls.__init__).parameters
+    kwargs = dict(job.attack_kwargs)
+    if "strategy" in accepted:
+        kwargs["strategy"] = job.strategy
+    elif job.strategy != "ab":
+        raise AttackError(f"attack {job.method!r} has no strategies; it runs AB only")
+    if "top_n" in accepted:
+        kwargs["top_n"] = job.top_n
+    if "skeleton" in accepted:
+        kwargs.setdefault("skeleton", classifier.skeleton)
+    unknown = [k for k in kwargs if k not in accepted]
+    if unknown:
+        raise AttackError(f"attack {job.method!r} takes no parameter(s) {unknown}")
+    return cls(classifier, progress=progress, cancel=cancel, **kwargs)
+
+
+def select_windows(classifier, windows, job: AttackJob, device) -> tuple[np.ndarray, np.ndarray, dict]:
+    """``(indices, targets)`` of the windows to attack (targets −1 when untargeted) and selection stats."""
+    logits = predict_windows(classifier, windows.x, device, max(job.batch_size, 64))
+    pred = logits.argmax(1) if len(logits) else np.zeros(0, np.int64)
+    labelled = windows.y >= 0
+    correct = (pred == windows.y) & labelled
+    stats = {
+        "n_windows": int(labelled.sum()),
+        "n_correct": int(correct.sum()),
+        "clean_accuracy": float(correct.sum() / max(1, labelled.sum())),
+    }
+    idx = np.flatnonzero(correct)
+    targets = np.full(len(idx), -1, np.int64)
+    if job.strategy == "sa":
+        k = classifier.num_classes
+        if job.target is not None:
+            if not 0 <= job.target < k:
+                raise AttackError(f"target class {job.target} is not one of the classifier's {k} classes")
+            keep = windows.y[idx] != job.target
+            if (~keep).any():
+                log.info("SA: %d window(s) of the target class itself are left out", int((~keep).sum()))
+            idx = idx[keep]
+            targets = np.full(len(idx), job.target, np.int64)
+        else:
+            rng = np.random.default_rng(job.seed)
+            offsets = rng.integers(1, k, size=len(idx))
+            targets = (windows.y[idx] + offsets) % k  # uniform over the other classes
+    if job.limit is not None:
+        idx, targets = idx[: job.limit], targets[: job.limit]
+    return idx, targets, stats
+
+
+def _atomic_savez(path: Path, **arrays) -> None:
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def run_attack_job(
+    classifier,
+    windows,
+    out_dir: str | Path,
+    job: AttackJob,
+    *,
+    device: str | torch.device | None = None,
+    progress: ProgressFn | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> dict:
+    """Attack the selected windows of ``windows`` in batches, writing and resuming ``out_dir`` (module doc).
+
+    ``progress(done, total, info)`` is called after every batch with the number of windows attacked so far
+    (resumed ones included). Returns the results dictionary also written to ``results.json``.
+    """
+    out = Path(out_dir)
+    parts = out / "parts"
+    parts.mkdir(parents=True, exist_ok=True)
+    device = torch.device(device) if device is not None else classifier.mean.device
+    classifier.to(device)
+    job_dict = job.to_dict()
+    job_file = out / "job.json"
+    if job_file.exists():
+        previous = json.loads(job_file.read_text(encoding="utf-8"))
+        if previous != json.loads(json.dumps(job_dict)):
+            raise SkelvizError(
+                f"{out} holds a run with different parameters ({job_file}); use another output folder or delete it"
+            )
+    else:
+        _atomic_write_text(job_file, json.dumps(job_dict, indent=2))
+
+    t0 = time.perf_counter()
+    idx, targets, stats = select_windows(classifier, windows, job, device)
+    total = len(idx)
+    n_batches = (total + job.batch_size - 1) // job.batch_size
+    fps = float(windows.fps)
+    done = 0
+    for b in range(n_batches):
+        lo, hi = b * job.batch_size, min(total, (b + 1) * job.batch_size)
+        part = parts / f"batch_{b:05d}.npz"
+        if part.exists():
+            done = hi
+            if progress is not None:
+                progress(done, total, {"resumed": True})
+            continue
+        sel = idx[lo:hi]
+        x = torch.as_tensor(windows.x[sel])
+        y = torch.as_tensor(windows.y[sel])
+        t = torch.as_tensor(targets[lo:hi]) if job.strategy == "sa" else None
+        torch.manual_seed(job.seed + b)  # batches are reproducible whether or not the run was resumed
+        attack = build_attack(classifier, job, cancel=cancel)
+        result = attack(x, y, target=t)
+        adv = result.adversarial.numpy()
+        clean_logits = predict_windows(classifier, windows.x[sel], device)
+        per = metrics.per_sample_summary(windows.x[sel], adv, windows.skeleton, fps)
+        _atomic_savez(
+            part,
+            clean=windows.x[sel],
+            adversarial=adv.astype(np.float32),
+            label=windows.y[sel],
+            target=targets[lo:hi],
+            clean_pred=clean_logits.argmax(1),
+            adv_pred=result.predictions.numpy(),
+            success=result.success.numpy(),
+            iterations=result.iterations.numpy(),
+            queries=(result.queries if result.queries is not None else result.iterations).numpy(),
+            window_index=sel,
+            **{f"metric_{k}": v for k, v in per.items()},
+        )
+        done = hi
+        if progress is not None:
+            progress(done, total, {"batch": b + 1, "batches": n_batches, "success_rate": result.success_rate})
+    results = assemble(out, job, stats, windows, seconds=time.perf_counter() - t0, total=total)
+    return results
+
+
+def _read_parts(out: Path, n_batches: int) -> dict[str, np.ndarray]:
+    arrays: dict[str, list[np.ndarray]] = {}
+    for b in range(n_batches):
+        with np.load(out / "parts" / f"batch_{b:05d}.npz", allow_pickle=False) as part:
+            for k in part.files:
+                arrays.setdefault(k, []).append(part[k])
+    return {k: np.concatenate(v) for k, v in arrays.items()}
+
+
+def assemble(out: Path, job: AttackJob, stats: dict, windows, *, seconds: float, total: int) -> dict:
+    """Write ``adversarial.h5`` and ``results.json`` from the batch parts; return the results."""
+    import h5py
+
+    n_batches = (total + job.batch_size - 1) // job.batch_size
+    data = _read_parts(out, n_batches) if n_batches else {}
+    n = int(len(data.get("label", [])))
+    metric_names = sorted(k[len("metric_"):] for k in data if k.startswith("metric_"))
+    params = job.to_dict()
+    tmp = out / "adversarial.h5.tmp"
+    with h5py.File(tmp, "w") as f:
+        f.attrs["schema"] = SCHEMA
+        f.attrs["schema_version"] = SCHEMA_VERSION
+        f.attrs["params"] = json.dumps(params)
+        f.attrs["class_names"] = json.dumps(list(windows.class_names))
+        f.attrs["skeleton"] = json.dumps(windows.skeleton.to_dict())
+        f.attrs["fps"] = float(windows.fps)
+        shape = (0, *windows.x.shape[1:])
+        for key in ("clean", "adversarial"):
+            f.create_dataset(key, data=data.get(key, np.zeros(shape, np.float32)), compression="gzip")
+        for key, dtype in (("label", np.int64), ("target", np.int64), ("clean_pred", np.int64),
+                           ("adv_pred", np.int64), ("success", bool), ("iterations", np.int64),
+                           ("queries", np.int64), ("window_index", np.int64)):
+            f.create_dataset(key, data=np.asarray(data.get(key, np.zeros(0)), dtype=dtype))
+        g = f.create_group("metrics")
+        for name in metric_names:
+            g.create_dataset(name, data=data[f"metric_{name}"].astype(np.float64))
+    os.replace(tmp, out / "adversarial.h5")
+
+    def mean(key: str) -> float | None:
+        return float(np.mean(data[key])) if n else None
+
+    results = {
+        "method": job.method,
+        "strategy": job.strategy,
+        "top_n": job.top_n if job.strategy == "abn" else None,
+        "target": job.target,
+        "n": n,
+        "success_rate": float(np.mean(data["success"])) if n else 0.0,
+        "mean_iterations": mean("iterations"),
+        "mean_queries": mean("queries"),
+        **{f"mean_{name}": mean(f"metric_{name}") for name in metric_names},
+        **stats,
+        "seconds": round(float(seconds), 3),
+        "params": params,
+    }
+    _atomic_write_text(out / "results.json", json.dumps(results, indent=2))
+    return results
+
+
+def load_attack_results(out_dir: str | Path) -> dict[str, Any]:
+    """Read ``DIR/adversarial.h5`` back: arrays by name, ``metrics`` a dict of arrays, ``params`` a dict."""
+    import h5py
+
+    path = Path(out_dir) / "adversarial.h5"
+    if not path.is_file():
+        raise SkelvizError(f"{path} does not exist; run `skelviz attack ... --out {out_dir}` first")
+    with h5py.File(path, "r") as f:
+        if f.attrs.get("schema") != SCHEMA:
+            raise SkelvizError(f"{path} is not a skelviz attack file")
+        out: dict[str, Any] = {k: f[k][()] for k in f if isinstance(f[k], h5py.Dataset)}
+        out["metrics"] = {k: f["metrics"][k][()] for k in f["metrics"]}
+        out["params"] = json.loads(f.attrs["params"])
+        out["class_names"] = json.loads(f.attrs["class_names"])
+        out["skeleton"] = json.loads(f.attrs["skeleton"])
+        out["fps"] = float(f.attrs["fps"])
+    return out

@@ -1,0 +1,146 @@
+"""``skelviz attack``: attack the correctly classified windows of a dataset and write DIR (no Qt).
+
+Writes ``DIR/adversarial.h5`` (clean and adversarial clips, labels, predictions, per-sample metrics, every
+parameter) and ``DIR/results.json``; an interrupted run resumes from what is in DIR
+(:mod:`engine.attack_runner`).
+
+Each method's attack is built from :data:`METHODS`: method name → function from the parsed arguments to
+the attack's constructor keywords. A new method adds one entry there (and its flags in
+:func:`add_arguments`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+
+HELP = "attack a classifier on a dataset's correctly classified windows (SMART, I-FGSM, MI-FGSM, CIASA ...)"
+
+
+def _iters(args, default_key: str = "iterations") -> dict:
+    return {default_key: args.iters} if args.iters is not None else {}
+
+
+def _smart_kwargs(args: argparse.Namespace) -> dict:
+    kw = _iters(args)
+    if args.lr is not None:
+        kw["lr"] = args.lr
+    return kw
+
+
+def _fgsm_kwargs(args: argparse.Namespace) -> dict:
+    kw = _iters(args)
+    if args.eps is not None:
+        kw["eps"] = args.eps
+    kw["norm"] = args.norm
+    kw["random_start"] = args.random_start
+    kw["seed"] = args.seed
+    return kw
+
+
+def _ciasa_kwargs(args: argparse.Namespace) -> dict:
+    kw = _iters(args)
+    if args.eps is not None:
+        kw["eps"] = args.eps
+    kw["seed"] = args.seed
+    return kw
+
+
+#: method → (parsed arguments → attack constructor keywords). The attack class is ``get_attack(method)``.
+METHODS: dict[str, Callable[[argparse.Namespace], dict]] = {
+    "smart": _smart_kwargs,
+    "ifgsm": _fgsm_kwargs,
+    "mifgsm": _fgsm_kwargs,
+    "ciasa": _ciasa_kwargs,
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="classifier checkpoint (.pt)")
+    parser.add_argument("--data", required=True, help="dataset file (.h5, .npz, ST-GCN .npy, folder ...)")
+    parser.add_argument("--method", default="smart", choices=sorted(METHODS), help="attack (default smart)")
+    parser.add_argument("--strategy", default="ab", choices=["ab", "abn", "sa"],
+                        help="ab: any wrong class; abn: true class out of the top N; sa: a specified target class")
+    parser.add_argument("--top-n", type=int, default=3, help="N of the ABN strategy (default 3)")
+    parser.add_argument("--target", default=None,
+                        help="SA target class (name or index); without it each window gets a random other class")
+    parser.add_argument("--iters", type=int, default=None, help="iterations (default: the attack's own default)")
+    parser.add_argument("--limit", type=int, default=None, help="attack only the first K correctly classified windows")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--seed", type=int, default=0, help="seed of random targets, starts and discriminators")
+    parser.add_argument("--batch-size", type=int, default=32, help="windows attacked at once")
+    parser.add_argument("--split", default="auto", choices=["auto", "all", "test"],
+                        help="which clips: test = held-out split, all = every clip, auto = test when the file "
+                        "has its own train/test groups (cmu8), else all")
+    parser.add_argument("--lr", type=float, default=None, help="SMART step length in metres per frame")
+    parser.add_argument("--eps", type=float, default=None, help="I-FGSM/MI-FGSM/CIASA per-joint budget in metres")
+    parser.add_argument("--norm", default="linf", choices=["linf", "l2"], help="I-FGSM/MI-FGSM budget norm")
+    parser.add_argument("--random-start", action="store_true", help="I-FGSM/MI-FGSM: start inside the budget (PGD)")
+    parser.add_argument("--out", required=True, help="output folder (resumed when it holds the same run)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+class _Progress:
+    def __init__(self, quiet: bool, width: int = 30) -> None:
+        self.quiet, self.width, self.t0 = quiet, width, time.perf_counter()
+
+    def __call__(self, done: int, total: int, info: dict) -> None:
+        if self.quiet:
+            return
+        filled = int(self.width * done / max(total, 1))
+        bar = "█" * filled + "░" * (self.width - filled)
+        rate = f"  batch success {info['success_rate']:.2f}" if "success_rate" in info else ""
+        print(f"\r{bar} {done}/{total} windows{rate}  {time.perf_counter() - self.t0:5.0f} s", end="",
+              file=sys.stderr, flush=True)
+        if done >= total:
+            print(file=sys.stderr)
+
+
+def resolve_target(classifier, target: str | None) -> int | None:
+    from engine.errors import AttackError
+
+    if target is None:
+        return None
+    names = [n.lower() for n in classifier.class_names]
+    if target.lower() in names:
+        return names.index(target.lower())
+    try:
+        index = int(target)
+    except ValueError:
+        raise AttackError(f"unknown target class {target!r}; the classes are {classifier.class_names}") from None
+    if not 0 <= index < len(names):
+        raise AttackError(f"target index {index} out of range: the model has {len(names)} classes")
+    return index
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.attack_runner import AttackJob, load_windows, run_attack_job
+    from engine.errors import AttackError
+    from engine.models.checkpoint import load_classifier
+    from engine.train import resolve_device
+
+    if args.strategy != "sa" and args.target is not None:
+        raise AttackError("--target goes with --strategy sa")
+    device = resolve_device(args.device)
+    classifier = load_classifier(args.model, map_location=device)
+    windows = load_windows(classifier, args.data, split=args.split, seed=args.seed)
+    job = AttackJob(
+        method=args.method,
+        strategy=args.strategy,
+        top_n=args.top_n,
+        target=resolve_target(classifier, args.target),
+        attack_kwargs=METHODS[args.method](args),
+        batch_size=args.batch_size,
+        limit=args.limit,
+        seed=args.seed,
+        extra={"model": str(args.model), "data": str(args.data), "split": args.split},
+    )
+    print(f"{args.data}: {len(windows)} windows; attacking with {args.method.upper()}-{args.strategy.upper()} "
+          f"on {device}", file=sys.stderr)
+    results = run_attack_job(classifier, windows, args.out, job, device=device, progress=_Progress(args.quiet))
+    shown = {k: v for k, v in results.items() if k != "params"}
+    print(json.dumps(shown, indent=2))
+    return 0
