@@ -35,8 +35,9 @@ opens and closes in the x–y plane); a skeleton whose root has a single bone us
 
 Joint-angle limits: estimation, storage, loading
 ------------------------------------------------
-``estimate_joint_angle_limits(data, skeleton, margin)`` takes clips (a dataset, a list of
-:class:`~engine.data.Clip`, ``(..., V, 3)`` position arrays or ``(N, 3, T, V, M)`` model inputs), sets each
+``estimate_joint_angle_limits(data, skeleton, margin)`` takes clips (a ``ClipDataset``, a list of
+:class:`~engine.data.Clip`, a ``WindowSet``, ``(..., V, 3)`` position arrays or ``(N, 3, T, V, M)`` model
+inputs), sets each
 rest direction to the mean observed direction, and takes per joint and per axis the observed minimum and
 maximum widened by ``margin`` radians (default 5°), always including 0. The result is a
 :class:`JointLimits`. Store it with the model or the dataset it came from, either
@@ -465,9 +466,8 @@ def _as_positions(data, skeleton: Skeleton) -> list[np.ndarray]:
         add(data)
     elif hasattr(data, "bodies") and hasattr(data, "skeleton"):  # a Clip
         add(data.bodies)
-    elif hasattr(data, "clips"):  # a dataset object
-        for c in data.clips:
-            add(c.bodies if hasattr(c, "bodies") else c)
+    elif hasattr(data, "x") and hasattr(data, "skeleton"):  # a WindowSet: (N, 3, T, V, M) model inputs
+        add(data.x)
     elif isinstance(data, Iterable):
         for item in data:
             if hasattr(item, "bodies"):
@@ -488,8 +488,8 @@ def estimate_joint_angle_limits(
 ) -> JointLimits:
     """Rest directions and per-joint, per-axis angle limits from real motion (see the module docstring).
 
-    ``data``: a dataset (anything with ``.clips``), clips, ``(..., V, 3)`` positions in metres or
-    ``(N, 3, T, V, M)`` model inputs. ``margin`` (radians) widens every observed range on both sides; every
+    ``data``: a :class:`~engine.data.ClipDataset` or any iterable of clips, a
+    :class:`~engine.data.WindowSet`, ``(..., V, 3)`` positions in metres or ``(N, 3, T, V, M)`` model inputs. ``margin`` (radians) widens every observed range on both sides; every
     range contains 0 (the rest direction) so that the projection always has a feasible point.
     """
     frames = np.concatenate(_as_positions(data, skeleton), axis=0)

@@ -45,7 +45,8 @@ Result (:class:`~engine.attacks.base.AttackResult`): ``queries`` per sample (equ
 manifold, satisfies its constraints), ``predictions`` the labels the oracle gave the final clips; ``extras``
 hold ``distance`` (final L2 to the clean clip, m), ``start_distance``, ``bone_length_error`` (m),
 ``angle_violation`` (rad), ``accel_deviation`` (RMS acceleration change, m/s²), ``projection_seconds`` and
-``joint_limits`` (the limits used, as a dict). ``history["distance"]`` holds the per-iteration distances.
+``joint_limits`` (the limits used, as a dict). ``history["distance"]`` and ``history["queries"]`` hold each
+sample's distance and queries used after every iteration.
 """
 
 from __future__ import annotations
@@ -283,7 +284,7 @@ class BASAR(Attack):
         beta = torch.full((N,), self.beta0, device=dev)
         active = found & ~already
         iterations = torch.zeros(N, dtype=torch.long)
-        history: dict[str, list] = {"distance": []}
+        history: dict[str, list] = {"distance": [], "queries": []}
         dist = _flat_norm(adv - x)
         best_at = [dist.clone()]  # distances `patience` iterations ago, for the convergence test
         projection_seconds = 0.0
@@ -329,6 +330,7 @@ class BASAR(Attack):
                 projection_seconds += time.perf_counter() - t0
             dist = _flat_norm(adv - x)
             history["distance"].append(dist.tolist())
+            history["queries"].append(self.oracle.counts.tolist())
             best_at.append(dist.clone())
             if self.patience and len(best_at) > self.patience:
                 old = best_at.pop(0)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from engine.errors import SkeletonMismatchError
 from engine.losses import bone_lengths, temporal_derivative
 from engine.manifold import (
     JointLimits,
@@ -62,6 +63,20 @@ def test_limits_contain_the_data_they_came_from_and_widen_by_the_margin(windows,
     narrow = estimate_joint_angle_limits(train.x, train.skeleton, margin=0.0)
     assert (narrow.upper - narrow.lower <= limits.upper - limits.lower + 1e-12).all()
     assert limits.frame_bones is not None and len(set(limits.frame_bones)) == 2
+
+
+def test_limits_accept_datasets_windows_and_arrays(windows, cmu8_path):
+    from engine.data import cmu8_benchmark_split
+
+    _, test = windows
+    a = estimate_joint_angle_limits(test, test.skeleton)
+    b = estimate_joint_angle_limits(test.x.transpose(0, 4, 2, 3, 1), test.skeleton)
+    np.testing.assert_allclose(a.upper, b.upper, atol=1e-12)
+    _, clips = cmu8_benchmark_split(cmu8_path, seed=0)
+    c = estimate_joint_angle_limits(clips, clips.skeleton)
+    assert c.skeleton == clips.skeleton and c.extra["frames"] > 1000
+    with pytest.raises(SkeletonMismatchError, match="needs"):
+        estimate_joint_angle_limits(np.zeros((5, 7, 3)), test.skeleton)
 
 
 def test_joint_angles_ignore_where_the_performer_stands_and_faces(windows, limits):
