@@ -10,7 +10,8 @@ at zero)::
 Prediction (:class:`SmoothedClassifier`.forward): majority vote over ``num_noise`` noise draws. The draws are
 the same for every clip and every call (seeded by ``noise_seed``), so a prediction is deterministic and does
 not depend on the batch a clip is in. ``forward`` returns the log of the vote frequencies (a floor of 1e-6
-keeps it finite); they carry no gradient, as a majority vote has none: gradient attacks need EOT
+keeps it finite); their gradient is zero, as a majority vote's is (plain SMART finds no direction and fails:
+gradient masking, not robustness); gradient attacks need EOT
 (:mod:`engine.attacks.eot`), which differentiates the noisy base logits (:meth:`stochastic_logits`).
 Cohen's PREDICT abstains when a binomial test cannot separate the top two classes; ``forward`` always
 answers (the plurality class), :func:`certify` abstains.
@@ -156,7 +157,10 @@ class SmoothedClassifier(Classifier):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         freq = self.vote_counts(x).float() / self.num_noise
-        return freq.clamp_min(_FLOOR).log()
+        # A majority vote is piecewise constant: its gradient is zero. Keep the output on the autograd graph
+        # (with that zero gradient) so that gradient attacks run, and find nothing, instead of failing.
+        anchor = (x * 0.0).flatten(1).sum(dim=1, keepdim=True)
+        return freq.clamp_min(_FLOOR).log() + anchor
 
     def stochastic_logits(self, x: torch.Tensor, draws: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Base logits under ``draws`` fresh noise draws (differentiable; for EOT): (draws, N, K)."""

@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eot-samples", type=int, default=None, help="EOT draws per gradient (default 8)")
     parser.add_argument("--param", action="append", default=[], metavar="ATTACK.KEY=VALUE",
                         help="any attack hyper-parameter (repeatable), e.g. --param basar.max_queries=2000")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="metres: a window only counts as broken when the attack's mean joint displacement is "
+                             "at most this (needed for unbounded attacks such as BASAR)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
@@ -120,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         torch.manual_seed(0)
         evaluation = evaluate_robustness(model, x, y, [(a, params[a]) for a in args.attacks],
-                                         batch_size=args.batch_size,
+                                         batch_size=args.batch_size, budget=args.budget,
                                          progress=Progress(path.stem, args.quiet))
         entry = model_entry(path, model, evaluation, args.data, args.split)
         entry["evaluation_seconds"] = round(time.perf_counter() - t0, 2)
