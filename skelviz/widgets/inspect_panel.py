@@ -105,11 +105,30 @@ class InspectPanel(QtWidgets.QWidget):
         lay.addLayout(top)
         lay.addWidget(split, 1)
 
-        self.scene.deviations_changed.connect(self.refresh)
+        # Deviations change up to several times a second during an attack: redraw at most 4 times a second,
+        # and only while the panel is visible.
+        self._refresh_timer = QtCore.QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.setInterval(250)
+        self._refresh_timer.timeout.connect(self.refresh)
+        self.scene.deviations_changed.connect(self._schedule_refresh)
         self.scene.selection_changed.connect(lambda _j: self._refresh_joint())
         self.session.playback.frame_changed.connect(self._on_frame)
         self.session.playback.playing_changed.connect(lambda _p: self._on_frame(self.session.playback.frame))
         self.refresh()
+
+    def _schedule_refresh(self) -> None:
+        if self.isVisible():
+            if not self._refresh_timer.isActive():
+                self._refresh_timer.start()
+        else:
+            self._stale = True
+
+    def showEvent(self, ev) -> None:  # noqa: N802
+        super().showEvent(ev)
+        if getattr(self, "_stale", False):
+            self._stale = False
+            self.refresh()
 
     def _pg_colormap(self):
         lut = (lookup_table(self._colormap) * 255).astype(np.uint8)
