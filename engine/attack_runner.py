@@ -260,37 +260,47 @@ def run_attack_job(
 
     ``progress(done, total, info)`` is called after every batch with the number of windows attacked so far
     (resumed ones included). Returns the results dictionary also written to ``results.json``.
+
+    Under ``torchrun`` (an active :func:`engine.distributed.dist_context`) every rank attacks its share of the
+    batches (contiguous blocks of the same global batches a single process attacks, each seeded by its batch
+    number, so the output files are the same), rank 0 alone writes ``DIR`` and returns the results; the other
+    ranks return ``{}``.
     """
+    from engine import distributed
+
+    ctx = distributed.current()  # a single process unless run under torchrun (engine.distributed)
     out = Path(out_dir)
     parts = out / "parts"
-    parts.mkdir(parents=True, exist_ok=True)
     device = torch.device(device) if device is not None else classifier.mean.device
     classifier.to(device)
     job_dict = job.to_dict()
     job_file = out / "job.json"
-    if job_file.exists():
-        previous = json.loads(job_file.read_text(encoding="utf-8"))
-        if previous != json.loads(json.dumps(job_dict)):
-            raise SkelvizError(
-                f"{out} holds a run with different parameters ({job_file}); use another output folder or delete it"
-            )
-    else:
-        _atomic_write_text(job_file, json.dumps(job_dict, indent=2))
+    with ctx.guard("job setup"):
+        if ctx.is_main:  # only rank 0 touches the output folder
+            parts.mkdir(parents=True, exist_ok=True)
+            if job_file.exists():
+                previous = json.loads(job_file.read_text(encoding="utf-8"))
+                if previous != json.loads(json.dumps(job_dict)):
+                    raise SkelvizError(
+                        f"{out} holds a run with different parameters ({job_file}); use another output folder or delete it"
+                    )
+            else:
+                _atomic_write_text(job_file, json.dumps(job_dict, indent=2))
 
     t0 = time.perf_counter()
     idx, targets, stats = select_windows(classifier, windows, job, device)
     total = len(idx)
     n_batches = (total + job.batch_size - 1) // job.batch_size
     fps = float(windows.fps)
-    done = 0
-    for b in range(n_batches):
+    # batches already on disk (resume) are skipped; rank 0 decides so that every rank skips the same ones
+    pending = ctx.broadcast([b for b in range(n_batches) if not (parts / f"batch_{b:05d}.npz").exists()])
+    skipped = set(range(n_batches)) - set(pending)
+    done = sum(min(total, (b + 1) * job.batch_size) - b * job.batch_size for b in skipped)
+    if done and progress is not None:
+        progress(done, total, {"resumed": True})
+
+    def attack_batch(b: int) -> dict[str, np.ndarray]:
         lo, hi = b * job.batch_size, min(total, (b + 1) * job.batch_size)
-        part = parts / f"batch_{b:05d}.npz"
-        if part.exists():
-            done = hi
-            if progress is not None:
-                progress(done, total, {"resumed": True})
-            continue
         sel = idx[lo:hi]
         x = torch.as_tensor(windows.x[sel])
         y = torch.as_tensor(windows.y[sel])
@@ -301,8 +311,7 @@ def run_attack_job(
         adv = result.adversarial.numpy()
         clean_logits = predict_windows(classifier, windows.x[sel], device)
         per = metrics.per_sample_summary(windows.x[sel], adv, windows.skeleton, fps)
-        _atomic_savez(
-            part,
+        return dict(
             clean=windows.x[sel],
             adversarial=adv.astype(np.float32),
             label=windows.y[sel],
@@ -315,9 +324,18 @@ def run_attack_job(
             window_index=sel,
             **{f"metric_{k}": v for k, v in per.items()},
         )
-        done = hi
+
+    def save_batch(b: int, arrays: dict[str, np.ndarray]) -> None:
+        nonlocal done
+        _atomic_savez(parts / f"batch_{b:05d}.npz", **arrays)
+        done += len(arrays["label"])
         if progress is not None:
-            progress(done, total, {"batch": b + 1, "batches": n_batches, "success_rate": result.success_rate})
+            progress(done, total, {"batch": b + 1, "batches": n_batches, "success_rate": float(np.mean(arrays["success"]))})
+
+    # each rank attacks its share of the batches; rank 0 saves every part (its own as they finish)
+    distributed.map_sharded(attack_batch, pending, what="batches", on_result=save_batch)
+    if not ctx.is_main:
+        return {}
     results = assemble(out, job, stats, windows, seconds=time.perf_counter() - t0, total=total)
     return results
 
