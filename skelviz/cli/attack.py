@@ -49,12 +49,30 @@ def _ciasa_kwargs(args: argparse.Namespace) -> dict:
     return kw
 
 
+def _basar_kwargs(args: argparse.Namespace) -> dict:
+    from pathlib import Path
+
+    from engine.manifold import limits_path_beside
+
+    kw = {"seed": args.seed, "on_manifold": not args.off_manifold}
+    for key in ("queries", "projection_interval", "accel_weight"):
+        if getattr(args, key) is not None:
+            kw[key] = getattr(args, key)
+    # Joint limits: the file given, else those saved beside the model or the data (else BASAR estimates them).
+    beside = [p for p in (args.model, args.data) if limits_path_beside(p).is_file()]
+    limits = args.joint_limits or (beside[0] if beside else None)
+    if limits is not None:
+        kw["joint_limits"] = str(Path(limits))
+    return kw
+
+
 #: method → (parsed arguments → attack constructor keywords). The attack class is ``get_attack(method)``.
 METHODS: dict[str, Callable[[argparse.Namespace], dict]] = {
     "smart": _smart_kwargs,
     "ifgsm": _fgsm_kwargs,
     "mifgsm": _fgsm_kwargs,
     "ciasa": _ciasa_kwargs,
+    "basar": _basar_kwargs,
 }
 
 
@@ -79,6 +97,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eps", type=float, default=None, help="I-FGSM/MI-FGSM/CIASA per-joint budget in metres")
     parser.add_argument("--norm", default="linf", choices=["linf", "l2"], help="I-FGSM/MI-FGSM budget norm")
     parser.add_argument("--random-start", action="store_true", help="I-FGSM/MI-FGSM: start inside the budget (PGD)")
+    parser.add_argument("--queries", type=int, default=None, help="BASAR query budget per window (default 3000)")
+    parser.add_argument("--projection-interval", type=int, default=None,
+                        help="BASAR: project onto the manifold every N iterations (default 100; 0: only at the end)")
+    parser.add_argument("--accel-weight", type=float, default=None,
+                        help="BASAR: weight of acceleration matching in the projection (default 1)")
+    parser.add_argument("--off-manifold", action="store_true", help="BASAR: skip manifold projection (comparison)")
+    parser.add_argument("--joint-limits", default=None,
+                        help="BASAR: joint-limit file (.json/.npz); default: NAME.joint_limits.json beside the model "
+                        "or the data, else estimated from the attacked windows")
     parser.add_argument("--out", required=True, help="output folder (resumed when it holds the same run)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -117,14 +144,22 @@ def resolve_target(classifier, target: str | None) -> int | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.attack_runner import AttackJob, load_windows, run_attack_job
+    from engine.distributed import dist_context
     from engine.errors import AttackError
-    from engine.models.checkpoint import load_classifier
-    from engine.train import resolve_device
 
     if args.strategy != "sa" and args.target is not None:
         raise AttackError("--target goes with --strategy sa")
-    device = resolve_device(args.device)
+    # Under torchrun every rank attacks its share of the batches on its own device (cuda:LOCAL_RANK for
+    # --device auto/cuda); rank 0 writes DIR (engine.distributed). A single process is unaffected.
+    with dist_context(args.device) as ctx:
+        return _run(args, ctx)
+
+
+def _run(args: argparse.Namespace, ctx) -> int:
+    from engine.attack_runner import AttackJob, load_windows, run_attack_job
+    from engine.models.checkpoint import load_classifier
+
+    device = ctx.device
     classifier = load_classifier(args.model, map_location=device)
     windows = load_windows(classifier, args.data, split=args.split, seed=args.seed)
     job = AttackJob(
@@ -138,9 +173,13 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         extra={"model": str(args.model), "data": str(args.data), "split": args.split},
     )
-    print(f"{args.data}: {len(windows)} windows; attacking with {args.method.upper()}-{args.strategy.upper()} "
-          f"on {device}", file=sys.stderr)
-    results = run_attack_job(classifier, windows, args.out, job, device=device, progress=_Progress(args.quiet))
-    shown = {k: v for k, v in results.items() if k != "params"}
-    print(json.dumps(shown, indent=2))
+    where = f"{device}" if ctx.world_size == 1 else f"{ctx.world_size} ranks ({ctx.backend}), this one on {device}"
+    if ctx.is_main:
+        print(f"{args.data}: {len(windows)} windows; attacking with {args.method.upper()}-{args.strategy.upper()} "
+              f"on {where}", file=sys.stderr)
+    results = run_attack_job(classifier, windows, args.out, job, device=device,
+                             progress=_Progress(args.quiet or not ctx.is_main))
+    if ctx.is_main:
+        shown = {k: v for k, v in results.items() if k != "params"}
+        print(json.dumps(shown, indent=2))
     return 0

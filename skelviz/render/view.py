@@ -69,14 +69,33 @@ class SkeletonGLView(gl.GLViewWidget):
             lo, hi = self._bounds
             centre = (lo + hi) / 2
             extent = float(np.linalg.norm(hi - lo))
-            # Fit the box's diagonal into the vertical field of view with some margin.
-            distance = max(extent, 0.5) / (2 * math.tan(math.radians(self.opts["fov"]) / 2)) * 1.1
+            # Fit the box's diagonal into the narrower field of view with some margin (``fov`` is vertical
+            # here, see projectionMatrix; a view taller than wide sees less horizontally).
+            aspect = min(1.0, self.width() / max(self.height(), 1))
+            half = math.tan(math.radians(self.opts["fov"]) / 2) * aspect
+            distance = max(extent, 0.5) / (2 * half) * 1.05
             self.setCameraPosition(
                 pos=QtGui.QVector3D(*map(float, centre)), distance=distance, elevation=elevation, azimuth=azimuth
             )
         else:
             self.setCameraPosition(elevation=elevation, azimuth=azimuth)
         self.cameraChanged.emit()
+
+    def projectionMatrix(self, region, viewport):  # noqa: N802
+        """pyqtgraph's perspective projection with ``fov`` as the VERTICAL field of view, so that widening a
+        view (side by side → overlay, a wider window) shows more around the skeleton instead of zooming in."""
+        x0, y0, w, h = viewport
+        dist = self.opts["distance"]
+        near, far = dist * 0.001, dist * 1000.0
+        t = near * math.tan(0.5 * math.radians(self.opts["fov"]))
+        r = t * w / h
+        left = r * ((region[0] - x0) * (2.0 / w) - 1)
+        right = r * ((region[0] + region[2] - x0) * (2.0 / w) - 1)
+        bottom = t * ((region[1] - y0) * (2.0 / h) - 1)
+        top = t * ((region[1] + region[3] - y0) * (2.0 / h) - 1)
+        tr = QtGui.QMatrix4x4()
+        tr.frustum(left, right, bottom, top, near, far)
+        return tr
 
     def camera_state(self) -> dict:
         return {k: (QtGui.QVector3D(v) if isinstance(v, QtGui.QVector3D) else v) for k, v in self.cameraParams().items()}

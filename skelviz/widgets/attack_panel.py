@@ -32,7 +32,7 @@ def _is_class_loss(key: str) -> bool:
 
 def _plot(title: str, ylabel: str) -> pg.PlotWidget:
     w = pg.PlotWidget()
-    w.setMinimumHeight(120)
+    w.setMinimumHeight(80)
     w.setTitle(title, size="9pt")
     w.setLabel("bottom", "iteration")
     w.setLabel("left", ylabel)
@@ -103,7 +103,7 @@ class AttackPanel(QtWidgets.QWidget):
         params = QtWidgets.QScrollArea(self)
         params.setWidgetResizable(True)
         params.setWidget(self.form)
-        params.setMinimumHeight(90)
+        params.setMinimumHeight(70)
         params.setMaximumHeight(200)
         params.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         buttons = QtWidgets.QHBoxLayout()
@@ -227,6 +227,7 @@ class AttackPanel(QtWidgets.QWidget):
         scene.set_clip("B", clean, f"adversarial ({method}, running)")
         self._reset_plots(clf.class_names)
         self.progress.setRange(0, int(params.get("iterations", params.get("max_iters", 0)) or 0))
+        self.progress.setFormat("%v / %m iterations")
         self.progress.setValue(0)
         self.summary.setText(f"Running {method}{'-' + strategy.upper() if strategy else ''} …")
         self.run_button.setEnabled(False)
@@ -316,6 +317,8 @@ class AttackPanel(QtWidgets.QWidget):
                 curve.setData(x, probs[:, curve.class_index])
 
     def _on_done(self, outcome: api.AttackOutcome) -> None:
+        if self.progress.value() < self.progress.maximum():
+            self.progress.setFormat("stopped after %v of %m iterations")
         if outcome.history:
             self._loss_data = {
                 k: list(enumerate(v, start=1)) for k, v in outcome.history.items() if k not in _NOT_LOSSES
@@ -339,7 +342,9 @@ class AttackPanel(QtWidgets.QWidget):
                 "so the attack had nothing to do.</i>"
             )
         verdict = "<b style='color:#7bd88f'>succeeded</b>" if o.success else "<b style='color:#ef5350'>failed</b>"
-        count = f"{o.iterations} iterations" + (f", {o.queries} queries" if o.queries is not None else "")
+        count = f"{o.iterations} iteration{'s' if o.iterations != 1 else ''}"
+        if o.queries is not None:
+            count += f", {o.queries} quer{'ies' if o.queries != 1 else 'y'}"
         return (
             f"{o.method} {verdict} after {count} ({o.seconds:.1f} s).<br>"
             f"prediction <b>{cls(o.clean_pred)}</b> ({o.clean_probs[o.clean_pred]:.0%}) → "

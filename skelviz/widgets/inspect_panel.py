@@ -91,7 +91,7 @@ class InspectPanel(QtWidgets.QWidget):
         top.addWidget(self.quantity_box)
         top.addWidget(self.message, 1)
         for plot in (self.heatmap, self.joint_plot, self.bar_plot):
-            plot.setMinimumSize(220, 110)
+            plot.setMinimumSize(220, 90)
         right = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical, self)
         right.addWidget(self.joint_plot)
         right.addWidget(self.bar_plot)

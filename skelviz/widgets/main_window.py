@@ -280,7 +280,9 @@ class MainWindow(QtWidgets.QMainWindow):
         if geometry is not None:
             self.restoreGeometry(geometry)
         else:
-            self.resize(1500, 920)
+            screen = QtGui.QGuiApplication.primaryScreen()
+            avail = screen.availableGeometry() if screen is not None else QtCore.QRect(0, 0, 1500, 920)
+            self.resize(min(1500, avail.width()), min(920, avail.height() - 40))
         if state is not None:
             self.restoreState(state)
         self.docks["Data"].raise_()
