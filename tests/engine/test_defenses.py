@@ -309,3 +309,17 @@ def test_app_facade_lists_and_applies_defences_on_a_clip_collection(tiny):
                               progress=lambda d, t, info: calls.append((d, t)))
     assert isinstance(model, BEATClassifier) and model.num_samples == 2
     assert calls and calls[-1][0] == calls[-1][1]
+
+
+def test_robust_accuracy_is_judged_by_the_model_and_respects_a_budget(tiny):
+    clf, ws = tiny
+    x, y = torch.from_numpy(ws.x[:8]), torch.from_numpy(ws.y[:8])
+    attacks = [("smart", {"iterations": 30, "lr": 0.05, "record_history": False, "no_such_param": 1})]
+    free = evaluate_robustness(clf, x, y, attacks)
+    capped = evaluate_robustness(clf, x, y, attacks, budget=0.0)
+    entry = free["attacks"]["smart"]
+    assert entry["params"]["iterations"] == 30 and "no_such_param" not in entry["params"]
+    assert entry["robust_accuracy"] < free["clean_accuracy"], "the attack should break something here"
+    assert entry["mean_joint_displacement_m"] > 0
+    # with a zero displacement budget no attacked window counts as broken
+    assert capped["attacks"]["smart"]["robust_accuracy"] == pytest.approx(capped["clean_accuracy"])
