@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -66,6 +67,8 @@ from engine.manifold import (
     ManifoldProjector,
     estimate_joint_angle_limits,
     find_joint_limits,
+    limits_path_beside,
+    load_limits_beside,
     manifold_violations,
 )
 from engine.oracle import LabelOracle
@@ -76,6 +79,17 @@ log = logging.getLogger(__name__)
 __all__ = ["BASAR"]
 
 _BETA_MIN = 1e-3
+
+
+def _load_limits(path: str | Path) -> JointLimits:
+    """Joint limits from a ``.json``/``.npz`` file, or the sidecar beside a model or dataset file."""
+    path = Path(path)
+    if path.suffix in (".json", ".npz"):
+        return JointLimits.load(path)
+    found = load_limits_beside(path)
+    if found is None:
+        raise AttackError(f"no joint limits beside {path} (expected {limits_path_beside(path)})")
+    return found
 
 
 def _flat_norm(x: torch.Tensor) -> torch.Tensor:
@@ -94,9 +108,11 @@ class BASAR(Attack):
     Args:
         model: any classifier taking ``(N, 3, T, V, M)`` clips in metres; only its labels are used.
         skeleton: the clips' skeleton (default: ``model.skeleton``, else ``joint_limits.skeleton``).
-        joint_limits: the joint-angle limits of the manifold; default: those stored with the model
+        joint_limits: the joint-angle limits of the manifold (a :class:`JointLimits`, a ``.json``/``.npz``
+            file, or a model/dataset file with limits saved beside it); default: those stored with the model
             (``model.meta["joint_limits"]``), else estimated from the clean clips being attacked (and
             ``starts``) with the default margin.
+        strategy: ``"ab"`` (untargeted) or ``"sa"`` (targeted); ``None`` (default) infers it from ``target``.
         queries: query budget per attacked sample (the start-point search included).
         projection_interval: project every this many iterations (0: only at the end).
         accel_weight: ``w`` of the projection's acceleration term.
@@ -117,7 +133,8 @@ class BASAR(Attack):
         model: nn.Module,
         *,
         skeleton: Skeleton | None = None,
-        joint_limits: JointLimits | None = None,
+        joint_limits: JointLimits | str | Path | None = None,
+        strategy: str | None = None,
         queries: int = 3000,
         projection_interval: int = 100,
         accel_weight: float = 1.0,
@@ -153,6 +170,11 @@ class BASAR(Attack):
             raise AttackError("projection_interval and accel_weight must be >= 0")
         if (starts is None) != (start_labels is None):
             raise AttackError("pass starts and start_labels together")
+        if strategy not in (None, "ab", "sa"):
+            raise AttackError(f"BASAR runs 'ab' (untargeted) or 'sa' (targeted), not {strategy!r}")
+        self.strategy = strategy
+        if isinstance(joint_limits, (str, Path)):
+            joint_limits = _load_limits(joint_limits)
         self.skeleton = skeleton or getattr(model, "skeleton", None) or (joint_limits.skeleton if joint_limits else None)
         if joint_limits is not None and self.skeleton is not None and joint_limits.skeleton.parents != self.skeleton.parents:
             raise AttackError(
@@ -180,6 +202,7 @@ class BASAR(Attack):
 
     def params(self) -> dict:
         return {
+            "strategy": self.strategy,
             "queries": self.queries,
             "projection_interval": self.projection_interval,
             "accel_weight": self.accel_weight,
@@ -255,6 +278,10 @@ class BASAR(Attack):
 
     # -- the attack -----------------------------------------------------------------------------------------
     def run(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> AttackResult:
+        if self.strategy == "sa" and target is None:
+            raise AttackError("the SA strategy (targeted BASAR) needs a target class (target=...)")
+        if self.strategy == "ab" and target is not None:
+            raise AttackError("strategy 'ab' takes no target; use strategy='sa' (or leave it out) for targeted BASAR")
         N, dev = x.shape[0], x.device
         gen = torch.Generator(device=dev).manual_seed(self.seed)
         self.oracle.reset(N)
