@@ -81,3 +81,27 @@ def test_the_skelviz_command_opens_the_demo_and_saves_a_screenshot(tmp_path):
 
     image = QtGui.QImage(str(shot))
     assert image.width() > 800 and image.height() > 500
+
+
+def test_skelviz_file_opens_that_file(qtbot, errors, formats_dir):
+    from skelviz.app import create_window
+
+    path = formats_dir / "bvh" / "131_01.bvh"
+    w = create_window([str(path)], store=MemoryStore(), error_reporter=errors)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.loading == 0 and w.session.scene.clip("A") is not None, timeout=30000)
+    assert not errors, errors
+    assert w.session.scene.clip("A").title == "131_01" and w.session.collections[0].name == "131_01"
+    assert w.settings.recent_files == [str(path.resolve())]
+
+
+def test_study_menu_reports_a_bad_protocol(qtbot, errors, tmp_path):
+    from skelviz.widgets.main_window import MainWindow
+
+    w = MainWindow(store=MemoryStore(), error_reporter=errors)
+    qtbot.addWidget(w)
+    assert w.study_action.text() == "&Run study…"
+    (tmp_path / "p.toml").write_text("[study]\nkind = 'nonsense'\n")
+    assert w.start_study(str(tmp_path / "p.toml"), str(tmp_path / "missing.h5"), fullscreen=False) is None
+    assert errors and errors[-1][0] == "Cannot start the study"

@@ -237,6 +237,26 @@ def test_defence_panel_compares_original_and_defended_predictions(window, qtbot,
     assert panel.data_box.count() == 1  # the dataset is offered as training data
 
 
+def test_defence_panel_applies_beat_in_a_worker(window, qtbot):
+    from engine import api
+
+    if "beat" not in api.defence_methods():
+        pytest.skip("BEAT is not available in this build")
+    panel = window.defence_panel
+    panel.method_box.setCurrentIndex(panel.method_box.findText("beat"))
+    for name, value in {"num_samples": 1, "burn_in": 0, "sgld_steps": 1, "batch_size": 8}.items():
+        panel.form.set_value(name, value)
+    panel.apply_button.click()
+    assert panel.task is not None and not panel.apply_button.isEnabled()
+    qtbot.waitUntil(lambda: panel.task is None, timeout=120000)
+    assert not window.errors, window.errors
+    defended = window.session.defended
+    assert defended is not None and defended.meta["defence"]["method"] == "beat"
+    assert defended is not window.session.classifier
+    qtbot.waitUntil(lambda: panel._defended_probs["A"] is not None, timeout=10000)
+    assert panel.table_text()[0][1] != "—" and "beat" in panel.info.text()
+
+
 # -- inspect -------------------------------------------------------------------------------------------------
 def test_inspect_panel_heat_map_and_click_to_scrub(window, qtbot):
     scene = window.session.scene
