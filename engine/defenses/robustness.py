@@ -89,6 +89,9 @@ def evaluate_robustness(
     "clean_accuracy", "attacks": {name: {"robust_accuracy", "attack_success_rate" (over the attacked windows),
     "attacked", "params", "seconds", "mean_queries", "mean_joint_displacement_m" (over the broken windows)}}}``.
     """
+    from engine import distributed
+
+    ctx = distributed.current()  # under torchrun: batches are shared out over the ranks (engine.distributed)
     x = torch.as_tensor(x, dtype=torch.float32)
     y = torch.as_tensor(y, dtype=torch.long)
     n = len(x)
@@ -99,29 +102,42 @@ def evaluate_robustness(
     idx = torch.nonzero(correct).squeeze(1)
     total = len(attacks) * max(1, -(-len(idx) // batch_size))
     done = 0
-    for name, params in attacks:
+    for number, (name, params) in enumerate(attacks):
         attack = build_attack(name, model, params)
         still = correct.clone()
         queries: list[float] = []
         used: dict[str, Any] = {}
         shifts: list[float] = []
         t0 = time.perf_counter()
-        for lo in range(0, len(idx), batch_size):
+        starts = list(range(0, len(idx), batch_size))
+
+        def attack_batch(lo: int, number=number, attack=attack) -> dict[str, Any]:
             b = idx[lo:lo + batch_size]
+            # seeded by attack and batch, so a batch's result does not depend on which rank runs it
+            torch.manual_seed(1_000_003 * number + lo)
             res = attack(x[b], y[b])
-            used = dict(res.params or {})
             after = predict_labels(model, res.adversarial)
             shift = (res.adversarial - x[b]).norm(dim=1).flatten(1).mean(dim=1)  # mean joint displacement (m)
             fooled = after != y[b]
             if budget is not None:
                 fooled &= shift <= budget
-            still[b] = ~fooled
-            shifts += shift[fooled].tolist()
-            if res.queries is not None:
-                queries += res.queries.float().tolist()
+            return {"fooled": fooled, "shifts": shift[fooled].tolist(), "params": dict(res.params or {}),
+                    "queries": res.queries.float().tolist() if res.queries is not None else []}
+
+        def count(_lo: int, _result: dict, name=name) -> None:
+            nonlocal done
             done += 1
             if progress is not None:
                 progress(done, total, {"attack": name})
+
+        batches = distributed.map_sharded(attack_batch, starts, what=f"{name} batches", on_result=count)
+        batches = ctx.broadcast(batches)  # every rank returns the same evaluation
+        for lo, r in zip(starts, batches):
+            b = idx[lo:lo + batch_size]
+            still[b] = ~r["fooled"]
+            shifts += r["shifts"]
+            queries += r["queries"]
+            used = r["params"] or used
         seconds = time.perf_counter() - t0
         attacked = len(idx)
         broken = int((~still[idx]).sum()) if attacked else 0

@@ -103,16 +103,26 @@ def leaderboard(entries: list[dict], attacks: list[str]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine.distributed import dist_context
+
+    # Under torchrun every rank attacks its share of each attack's batches on its own device; rank 0 writes
+    # DIR and prints (engine.distributed). A single process is unaffected.
+    with dist_context(args.device) as ctx:
+        return _run(args, ctx)
+
+
+def _run(args: argparse.Namespace, ctx) -> int:
     import torch
 
-    from engine.defenses.common import resolve_device, training_windows
+    from engine.defenses.common import training_windows
     from engine.defenses.robustness import evaluate_robustness
     from engine.models.checkpoint import load_classifier
     from skelviz.cli.defend import Progress, split_windows
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(args.device)
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    device = ctx.device
     params = attack_params(args)
     entries = []
     for path in map(Path, args.models):
@@ -124,14 +134,17 @@ def run(args: argparse.Namespace) -> int:
         torch.manual_seed(0)
         evaluation = evaluate_robustness(model, x, y, [(a, params[a]) for a in args.attacks],
                                          batch_size=args.batch_size, budget=args.budget,
-                                         progress=Progress(path.stem, args.quiet))
+                                         progress=Progress(path.stem, args.quiet or not ctx.is_main))
         entry = model_entry(path, model, evaluation, args.data, args.split)
         entry["evaluation_seconds"] = round(time.perf_counter() - t0, 2)
+        entries.append(entry)
+        if not ctx.is_main:
+            continue
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", path.stem) or "model"
         (out / f"{name}.json").write_text(json.dumps(entry, indent=2, default=str))
-        entries.append(entry)
         robust = ", ".join(f"{a} {v:.1%}" for a, v in entry["robust_accuracy"].items())
         print(f"{path.name}: clean {entry['clean_accuracy']:.1%}; robust {robust}")
-    (out / "leaderboard.md").write_text(leaderboard(entries, list(args.attacks)))
-    print(f"wrote {len(entries)} model report(s) and {out / 'leaderboard.md'}")
+    if ctx.is_main:
+        (out / "leaderboard.md").write_text(leaderboard(entries, list(args.attacks)))
+        print(f"wrote {len(entries)} model report(s) and {out / 'leaderboard.md'}")
     return 0

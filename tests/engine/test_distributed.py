@@ -13,6 +13,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -250,3 +251,139 @@ def test_two_ranks_gather_in_order_and_a_failing_rank_is_reported_with_its_shard
     assert not list(tmp_path.glob("out.json.after*"))
     assert "DistributedError" in text
     assert "rank 1 (batches 4-6) failed: FloatingPointError: NaN loss in batch 5" in text
+
+
+# -- the real command: `skelviz attack` under torchrun equals a single process ------------------------------
+def _attack_args(out: Path) -> list[str]:
+    from engine.assets import ASSETS_DIR, DEMO_CHECKPOINTS, DEMO_DATASET
+
+    model = ASSETS_DIR / DEMO_CHECKPOINTS["stgcn"]
+    if not model.is_file():
+        pytest.skip(f"demo checkpoint {model} is absent")
+    # 5 windows in batches of 2: three batches, so the two ranks get unequal shares (batches 0-1 and 2)
+    return [
+        "attack",
+        "--model",
+        str(model),
+        "--data",
+        str(ASSETS_DIR / DEMO_DATASET),
+        "--method",
+        "smart",
+        "--iters",
+        "8",
+        "--limit",
+        "5",
+        "--batch-size",
+        "2",
+        "--seed",
+        "3",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--out",
+        str(out),
+    ]
+
+
+def _read_attack_dir(out: Path) -> tuple[dict, dict, dict]:
+    import h5py
+
+    results = json.loads((out / "results.json").read_text())
+    results.pop("seconds")
+    with h5py.File(out / "adversarial.h5", "r") as f:
+        arrays = {k: f[k][()] for k in f if isinstance(f[k], h5py.Dataset)}
+        arrays.update({f"metrics/{k}": f["metrics"][k][()] for k in f["metrics"]})
+        attrs = dict(f.attrs)
+    return results, arrays, attrs
+
+
+@pytest.mark.slow
+def test_attack_under_torchrun_writes_the_files_of_a_single_process_run(tmp_path):
+    single, multi = tmp_path / "single", tmp_path / "multi"
+    proc = subprocess.run(
+        [sys.executable, "-m", "skelviz", *_attack_args(single)],
+        cwd=REPO,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = torchrun(["-m", "skelviz", *_attack_args(multi)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 ranks (gloo)" in proc.stderr
+    assert proc.stdout.count('"success_rate"') == 1  # only rank 0 reports
+
+    r1, a1, attrs1 = _read_attack_dir(single)
+    r2, a2, attrs2 = _read_attack_dir(multi)
+    assert r1["n"] == 5 and 0 < r1["success_rate"]  # a real attack: some windows broken, with real deviations
+    assert r2 == r1  # every number of results.json (all but the wall time)
+    assert sorted(a2) == sorted(a1)
+    for key in a1:
+        assert a2[key].dtype == a1[key].dtype and a2[key].shape == a1[key].shape, key
+        np.testing.assert_allclose(a2[key], a1[key], rtol=1e-6, atol=1e-7, err_msg=key)
+    assert attrs2.keys() == attrs1.keys()
+    p1, p2 = json.loads(attrs1["params"]), json.loads(attrs2["params"])
+    assert p1 == p2
+    # and rank 0 alone wrote the batch parts of both ranks
+    assert sorted(p.name for p in (multi / "parts").iterdir()) == [f"batch_{b:05d}.npz" for b in range(3)]
+
+
+def _without_timings(value):
+    if isinstance(value, dict):
+        return {k: _without_timings(v) for k, v in value.items() if k not in ("seconds", "evaluation_seconds")}
+    if isinstance(value, list):
+        return [_without_timings(v) for v in value]
+    return value
+
+
+@pytest.mark.slow
+def test_robustness_under_torchrun_writes_the_reports_of_a_single_process_run(tmp_path):
+    from engine.assets import ASSETS_DIR, DEMO_CHECKPOINTS, DEMO_DATASET
+
+    model = ASSETS_DIR / DEMO_CHECKPOINTS["stgcn"]
+    if not model.is_file():
+        pytest.skip(f"demo checkpoint {model} is absent")
+
+    def args(out: Path) -> list[str]:
+        return [
+            "robustness",
+            "--models",
+            str(model),
+            "--attacks",
+            "smart",
+            "ifgsm",
+            "--data",
+            str(ASSETS_DIR / DEMO_DATASET),
+            "--limit",
+            "7",
+            "--iterations",
+            "4",
+            "--batch-size",
+            "2",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--out",
+            str(out),
+        ]
+
+    single, multi = tmp_path / "single", tmp_path / "multi"
+    proc = subprocess.run(
+        [sys.executable, "-m", "skelviz", *args(single)],
+        cwd=REPO,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = torchrun(["-m", "skelviz", *args(multi)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("wrote 1 model report") == 1  # only rank 0 reports
+    assert sorted(p.name for p in multi.iterdir()) == sorted(p.name for p in single.iterdir())
+    one = _without_timings(json.loads((single / "demo_stgcn.json").read_text()))
+    two = _without_timings(json.loads((multi / "demo_stgcn.json").read_text()))
+    assert one["attacks"]["smart"]["attacked"] >= 5  # several batches of two, shared unevenly over the ranks
+    assert two == one
+    assert (multi / "leaderboard.md").read_text() == (single / "leaderboard.md").read_text()
