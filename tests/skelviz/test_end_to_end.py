@@ -18,6 +18,7 @@ from skelviz.render.skeleton_visual import to_gl  # noqa: E402
 pytestmark = [pytest.mark.gui, pytest.mark.gl]
 
 
+@pytest.mark.slow
 def test_smart_attack_from_the_attack_panel_changes_the_view_and_the_prediction(qtbot, errors, classifier):
     from engine.attacks import ATTACKS
     from skelviz.app import create_window
@@ -70,6 +71,7 @@ def test_smart_attack_from_the_attack_panel_changes_the_view_and_the_prediction(
     assert w.inspect_panel.heat_image.image is not None
 
 
+@pytest.mark.slow
 def test_the_skelviz_command_opens_the_demo_and_saves_a_screenshot(tmp_path):
     shot = tmp_path / "window.png"
     env = dict(os.environ, SKELVIZ_SCREENSHOT=str(shot), HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path))
