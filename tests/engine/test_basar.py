@@ -234,3 +234,31 @@ def test_basar_on_the_demo_checkpoint(demo_classifier, demo_dataset):
     result = BASAR(demo_classifier, joint_limits=limits, queries=1000, starts=x, start_labels=y)(x[sel], y[sel])
     assert int(result.success.sum()) >= 2, result.success
     _check_on_manifold(result, x[sel], limits, win.skeleton)
+
+
+@pytest.mark.slow
+def test_cli_attack_method_basar_uses_limits_saved_beside_the_model(tmp_path, demo_classifier, demo_dataset):
+    """Reduced budget (80 queries, one window): `skelviz attack --method basar` end to end, with the joint
+    limits found beside the checkpoint."""
+    import json
+    import shutil
+
+    from engine.assets import ASSETS_DIR, DEMO_CHECKPOINTS, DEMO_DATASET
+    from engine.manifold import save_limits_beside
+    from skelviz.cli import main
+
+    model = tmp_path / "demo.pt"
+    shutil.copy(ASSETS_DIR / DEMO_CHECKPOINTS["stgcn"], model)
+    pre = demo_classifier.preprocessing
+    win = demo_dataset.to_windows(fps=pre.get("fps", 30), window=pre.get("window", 60), stride=pre.get("stride"))
+    save_limits_beside(estimate_joint_angle_limits(win, win.skeleton, source="demo"), model)
+    out = tmp_path / "out"
+    code = main(["attack", "--model", str(model), "--data", str(ASSETS_DIR / DEMO_DATASET), "--method", "basar",
+                 "--queries", "80", "--projection-interval", "0", "--limit", "1", "--out", str(out), "--quiet"])
+    assert code == 0
+    job = json.loads((out / "job.json").read_text())
+    assert job["attack_kwargs"]["joint_limits"] == str(model)
+    assert job["attack_kwargs"]["on_manifold"] is True and job["attack_kwargs"]["queries"] == 80
+    results = json.loads((out / "results.json").read_text())
+    assert results["n"] == 1 and 0 < results["mean_queries"] <= 80
+    assert results["mean_bone_length_dev"] < 1e-5
