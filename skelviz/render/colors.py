@@ -17,6 +17,12 @@ SELECTED_COLOUR = (0.2, 1.0, 0.4, 1.0)
 GRID_COLOUR = (255, 255, 255, 40)
 
 
+def swatch(slot: str) -> str:
+    """A small square in a slot's colour, as rich text for labels."""
+    r, g, b = (int(c * 255) for c in SLOT_COLOURS[slot][:3])
+    return f"<span style='color:rgb({r},{g},{b})'>■</span>"
+
+
 @lru_cache(maxsize=16)
 def lookup_table(name: str, n: int = 256) -> np.ndarray:
     """(n, 4) float32 RGBA in 0..1 for the colormap ``name``."""

@@ -7,7 +7,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from engine import api
-from skelviz.render.colors import SLOT_COLOURS
+from skelviz.render.colors import SLOT_COLOURS, swatch
 
 
 def _brush(slot: str, alpha: float = 0.85):
@@ -133,10 +133,8 @@ class ModelPanel(QtWidgets.QWidget):
         scene = self.session.scene
         parts = []
         for s in "AB":
-            r, g, b, _ = SLOT_COLOURS[s]
             pred = scene.prediction(s)
             clip = scene.clip(s)
             what = "—" if clip is None else (f"{pred[0]} ({pred[1]:.0%})" if pred else "no prediction")
-            colour = f"rgb({int(r * 255)},{int(g * 255)},{int(b * 255)})"
-            parts.append(f"<span style='color:{colour}'>■</span> {s}: {what}")
+            parts.append(f"{swatch(s)} {s}: {what}")
         self.legend.setText(" &nbsp; ".join(parts))

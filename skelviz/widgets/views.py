@@ -7,20 +7,17 @@ GL visuals; it owns no state of its own beyond caches derived from the models.
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
 from skelviz.model.playback import Playback
 from skelviz.model.scene import COLOUR_MODES, SLOTS, Scene
-from skelviz.render.colors import SLOT_COLOURS, map_values
+from skelviz.render.colors import SLOT_COLOURS, map_values, swatch
 from skelviz.render.skeleton_visual import to_gl
 from skelviz.render.view import SkeletonGLView
 from skelviz.widgets.legend import ColourLegend
-
-
-def _css(rgba) -> str:
-    r, g, b = (int(c * 255) for c in rgba[:3])
-    return f"rgb({r},{g},{b})"
 
 
 class ViewPane(QtWidgets.QWidget):
@@ -42,19 +39,14 @@ class ViewPane(QtWidgets.QWidget):
         lay.addWidget(self.view, 1)
 
     def set_title(self, text: str, extra: str = "") -> None:
-        swatch = f"<span style='color:{_css(SLOT_COLOURS[self.slot])}'>■</span>"
-        html = f"{swatch} <b>{_escape(text)}</b>"
+        rich = f"{swatch(self.slot)} <b>{html.escape(text)}</b>"
         if extra:
-            html += f" &nbsp; {extra}"
-        self.title.setText(html)
+            rich += f" &nbsp; {extra}"
+        self.title.setText(rich)
         self.title.setToolTip(text)
 
     def plain_title(self) -> str:
         return self.title.toolTip()
-
-
-def _escape(s: str) -> str:
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 class ViewsWidget(QtWidgets.QWidget):
@@ -194,8 +186,7 @@ class ViewsWidget(QtWidgets.QWidget):
             pane.set_title(self.scene.title("A"), self._overlay_extra())
 
     def _overlay_extra(self) -> str:
-        swatch = f"<span style='color:{_css(SLOT_COLOURS['B'])}'>■</span>"
-        return f"{swatch} <b>{_escape(self.scene.title('B'))}</b>"
+        return f"{swatch('B')} <b>{html.escape(self.scene.title('B'))}</b>"
 
     def _on_overlay_changed(self, on: bool) -> None:
         self.panes["B"].setVisible(not on)
