@@ -95,7 +95,7 @@ class InspectPanel(QtWidgets.QWidget):
         right = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical, self)
         right.addWidget(self.joint_plot)
         right.addWidget(self.bar_plot)
-        split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal, self)
+        split = self.plots = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal, self)
         split.addWidget(self.heatmap)
         split.addWidget(right)
         split.setStretchFactor(0, 3)
@@ -104,6 +104,7 @@ class InspectPanel(QtWidgets.QWidget):
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addLayout(top)
         lay.addWidget(split, 1)
+        lay.addStretch(0)
 
         # Deviations change up to several times a second during an attack: redraw at most 4 times a second,
         # and only while the panel is visible.
@@ -144,8 +145,12 @@ class InspectPanel(QtWidgets.QWidget):
     # -- refresh ------------------------------------------------------------------------------------------
     def refresh(self) -> None:
         dev = self.scene.deviations
+        self.plots.setVisible(dev is not None)
         if dev is None:
-            self.message.setText("Needs two clips of the same skeleton and length (run an attack, or show two).")
+            self.message.setText(
+                "Shows where and when the right clip deviates from the left one: run an attack, or show two clips "
+                "of the same skeleton and length."
+            )
             self.heat_image.clear()
             self.bars.setOpts(x=[], height=[])
             self.vel_curve.setData([], [])
