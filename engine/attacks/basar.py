@@ -250,26 +250,31 @@ class BASAR(Attack):
     def _is_adv(self, pred, idx, y, target) -> torch.Tensor:
         return pred == target[idx] if target is not None else pred != y[idx]
 
-    def _binary_search(self, inside, outside, idx, y, target):
-        """Bisect between ``inside`` (adversarial) and ``outside`` (not), for samples ``idx``.
+    def _bisect(self, idx, make, y, target):
+        """Binary search on a path per sample whose start (fraction 0) is adversarial and end (1) is not.
 
-        Returns the adversarial end after ``search_steps`` halvings, and its labels.
+        ``make(s, t)`` gives the clips of samples ``idx[s]`` at fractions ``t``. Returns the fractions of the
+        adversarial ends after ``search_steps`` halvings, and the labels seen there (-1: none queried).
         """
         n = len(idx)
-        lo = torch.zeros(n, device=inside.device)  # fraction towards `outside`; 0 is adversarial
-        hi = torch.ones(n, device=inside.device)
-        labels = torch.full((n,), -1, dtype=torch.long, device=inside.device)
+        lo = torch.zeros(n, device=idx.device)
+        hi = torch.ones(n, device=idx.device)
+        labels = torch.full((n,), -1, dtype=torch.long, device=idx.device)
         for _ in range(self.search_steps):
-            ok = self._has_budget(idx, 1)
-            if not ok.any():
+            s = self._has_budget(idx, 1).nonzero().flatten()
+            if len(s) == 0:
                 break
-            sel = ok.nonzero().flatten()
-            mid = (lo[sel] + hi[sel]) / 2
-            pred = self.oracle(_blend(inside[sel], outside[sel], mid), idx[sel])
-            adv = self._is_adv(pred, idx[sel], y, target)
-            lo[sel] = torch.where(adv, mid, lo[sel])
-            hi[sel] = torch.where(adv, hi[sel], mid)
-            labels[sel[adv]] = pred[adv]
+            mid = (lo[s] + hi[s]) / 2
+            pred = self.oracle(make(s, mid), idx[s])
+            hit = self._is_adv(pred, idx[s], y, target)
+            lo[s] = torch.where(hit, mid, lo[s])
+            hi[s] = torch.where(hit, hi[s], mid)
+            labels[s[hit]] = pred[hit]
+        return lo, labels
+
+    def _line_search(self, inside, outside, idx, y, target):
+        """The adversarial point closest to ``outside`` on the segment from ``inside`` (adversarial), and its label."""
+        lo, labels = self._bisect(idx, lambda s, t: _blend(inside[s], outside[s], t), y, target)
         return _blend(inside, outside, lo), labels
 
     def _has_budget(self, idx: torch.Tensor, need: int) -> torch.Tensor:
@@ -312,8 +317,7 @@ class BASAR(Attack):
         active = found & ~already
         iterations = torch.zeros(N, dtype=torch.long)
         history: dict[str, list] = {"distance": [], "queries": []}
-        dist = _flat_norm(adv - x)
-        best_at = [dist.clone()]  # distances `patience` iterations ago, for the convergence test
+        recent = [start_distance]  # the last `patience` iterations' distances, for the convergence test
         projection_seconds = 0.0
         it = 0
         while True:
@@ -358,9 +362,9 @@ class BASAR(Attack):
             dist = _flat_norm(adv - x)
             history["distance"].append(dist.tolist())
             history["queries"].append(self.oracle.counts.tolist())
-            best_at.append(dist.clone())
-            if self.patience and len(best_at) > self.patience:
-                old = best_at.pop(0)
+            recent.append(dist)
+            if self.patience and len(recent) > self.patience:
+                old = recent.pop(0)
                 stalled = dist > old * (1 - self.tol)
                 active &= ~stalled
         final = adv.clone()
@@ -439,7 +443,7 @@ class BASAR(Attack):
         raw = start.clone()
         idx = (found & ~already).nonzero().flatten()
         if len(idx):
-            blended, got = self._binary_search(start[idx], x[idx], idx, y, target)
+            blended, got = self._line_search(start[idx], x[idx], idx, y, target)
             start[idx] = blended
             labels[idx] = torch.where(got >= 0, got, labels[idx])
         return start, labels, found, raw
@@ -457,7 +461,7 @@ class BASAR(Attack):
         back = idx[~ok]
         if len(back):
             # Bisect from the projection (not adversarial) back towards the last adversarial clip.
-            repaired, got = self._binary_search(adv[back], proj[~ok], back, y, target)
+            repaired, got = self._line_search(adv[back], proj[~ok], back, y, target)
             adv[back] = repaired
             labels[back] = torch.where(got >= 0, got, labels[back])
 
@@ -522,19 +526,12 @@ class BASAR(Attack):
             return final, labels, success
         a_params, lengths = projector.params(anchor[todo], x[todo])
         p_params, _ = projector.params(final[todo], x[todo])
-        lo = torch.zeros(len(todo), device=dev)  # fraction towards the projection; 0 is the (adversarial) anchor
-        hi = torch.ones(len(todo), device=dev)
-        for _ in range(self.search_steps):
-            s = self._has_budget(todo, 1).nonzero().flatten()
-            if len(s) == 0:
-                break
-            mid = (lo[s] + hi[s]) / 2
-            params = [_blend(a[s], p[s], mid.to(a.dtype)) for a, p in zip(a_params, p_params)]
-            q = self.oracle(projector.positions(params, lengths[s]), todo[s])
-            hit = self._is_adv(q, todo[s], y, target)
-            lo[s] = torch.where(hit, mid, lo[s])
-            hi[s] = torch.where(hit, hi[s], mid)
-            labels[todo[s[hit]]] = q[hit]
+
+        def along(s, t):  # joint-angle space path from the anchor (0) to the projection (1)
+            return projector.positions([_blend(a[s], p[s], t.to(a.dtype)) for a, p in zip(a_params, p_params)], lengths[s])
+
+        lo, got = self._bisect(todo, along, y, target)
+        labels[todo[got >= 0]] = got[got >= 0]
         params = [_blend(a, p, lo.to(a.dtype)) for a, p in zip(a_params, p_params)]
         final[todo] = projector.positions(params, lengths)
         success[todo] = True
