@@ -104,13 +104,16 @@ def main() -> int:
         for s in "AB":
             swaps[s] = 0
         frames_advanced[0] = 0
-        t0 = time.monotonic()
+        t0, cpu0, main0 = time.monotonic(), time.process_time(), time.thread_time()
         pump(args.seconds)
-        dt = time.monotonic() - t0
+        dt, cpu, main_cpu = time.monotonic() - t0, time.process_time() - cpu0, time.thread_time() - main0
         pb.pause()
         wanted = clip.fps * speed
+        n = max(frames_advanced[0], 1)
         print(f"  speed {speed:g}×: the clip has {wanted:.0f} frames/s; {frames_advanced[0] / dt:.1f} distinct "
-              f"frames/s shown in both views (GL buffer swaps/s: A {swaps['A'] / dt:.1f}, B {swaps['B'] / dt:.1f})")
+              f"frames/s shown in both views (GL buffer swaps/s: A {swaps['A'] / dt:.1f}, B {swaps['B'] / dt:.1f}); "
+              f"CPU per shown frame {cpu / n * 1000:.1f} ms (UI thread {main_cpu / n * 1000:.1f} ms), "
+              f"process CPU share {cpu / dt:.0%}")
 
     # -- event-loop latency -------------------------------------------------------------------------------------
     def lateness(seconds: float | None, until=None) -> list[float]:
