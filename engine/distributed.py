@@ -383,6 +383,48 @@ def average_gradients(
     return out
 
 
+def local_minibatch(batch: torch.Tensor, ctx: DistContext | None = None) -> tuple[torch.Tensor, int]:
+    """This rank's part of a global minibatch and its weight in :func:`average_gradients`.
+
+    Returns ``(part, len(part))``; a rank whose part would be empty (fewer samples than ranks) gets the first
+    sample with weight 0, so that every rank runs the same code and joins the all-reduce without contributing.
+    In a single process: ``(batch, len(batch))``.
+    """
+    part = local_part(batch, ctx)
+    if len(part) == 0 and len(batch) > 0:
+        return batch[:1], 0
+    return part, int(len(part))
+
+
+def sync_gradients(params: Sequence[torch.Tensor], local_count: int, ctx: DistContext | None = None) -> None:
+    """Set every parameter's ``.grad`` to the global-minibatch average (:func:`average_gradients`).
+
+    Call between ``loss.backward()`` and ``optimizer.step()``; a parameter without a gradient counts as zero.
+    Does nothing in a single process.
+    """
+    ctx = ctx or current()
+    if not ctx.distributed:
+        return
+    params = list(params)
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    for p, g in zip(params, average_gradients(grads, local_count, ctx)):
+        p.grad = g
+
+
+def rank_generator(shared: torch.Generator, seed: int, ctx: DistContext | None = None) -> torch.Generator:
+    """The generator for noise drawn per sample (SGLD steps, attack starts, augmentation noise).
+
+    In a single process this is ``shared`` itself (so results are those of the code without torchrun). Under
+    torchrun it is a generator of this rank's own, seeded from ``seed`` and the rank, so that the draws shaped
+    like the rank's part of a minibatch leave ``shared`` (minibatch order, parameter noise) in step on every
+    rank.
+    """
+    ctx = ctx or current()
+    if not ctx.distributed:
+        return shared
+    return torch.Generator().manual_seed((int(seed) * 1_000_003 + 7919 * (ctx.rank + 1)) % (2**63 - 1))
+
+
 def all_reduce_sum(values: Sequence[float], ctx: DistContext | None = None) -> list[float]:
     """Sum of a few floats over the ranks (losses for logging, counts); unchanged in a single process."""
     ctx = ctx or current()

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from engine import distributed
 from engine.defenses.common import Defence, minibatches, num_batches, register_defence
 from engine.errors import DefenceError
 
@@ -75,6 +76,9 @@ class _AdversarialTraining(Defence):
     def train(self, x: torch.Tensor, y: torch.Tensor):
         model = self.base_copy()
         gen = torch.Generator().manual_seed(self.seed)
+        # Under torchrun: data-parallel (engine.distributed): same minibatches on every rank from `gen`, each
+        # rank's part's gradients averaged before the step; attack noise from the rank's own generator.
+        noise_gen = distributed.rank_generator(gen, self.seed)
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=self.lr)
         total = self.epochs * num_batches(len(x), self.batch_size)
@@ -82,13 +86,14 @@ class _AdversarialTraining(Defence):
         for epoch in range(1, self.epochs + 1):
             loss_sum = 0.0
             for idx in minibatches(len(x), self.batch_size, gen):
+                idx, weight = distributed.local_minibatch(idx)
                 xb, yb = x[idx].to(self.device), y[idx].to(self.device)
                 model.eval()
                 flags = [p.requires_grad for p in params]
                 for p in params:
                     p.requires_grad_(False)
                 try:
-                    x_adv = self.adversaries(model, xb, yb, gen)
+                    x_adv = self.adversaries(model, xb, yb, noise_gen)
                 finally:
                     for p, f in zip(params, flags):
                         p.requires_grad_(f)
@@ -96,6 +101,7 @@ class _AdversarialTraining(Defence):
                 loss = self.loss(model, xb, x_adv, yb)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                distributed.sync_gradients(params, weight)
                 opt.step()
                 loss_sum += float(loss.detach()) * len(idx)
                 done += 1

@@ -96,6 +96,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine import distributed
 from engine.defenses.common import Defence, clean_accuracy, minibatches, num_batches, register_defence
 from engine.errors import CheckpointError, DefenceError
 from engine.losses import bone_lengths, dynamics_loss
@@ -377,6 +378,11 @@ class BEAT(Defence):
         head = PosteriorHead(int(feature_dim), base.num_classes, self.hidden).to(self.device)
         model = BEATClassifier(base, [head]).to(self.device).eval()
         gen = torch.Generator().manual_seed(self.seed)
+        # Under torchrun (engine.distributed) the chain is data-parallel: every rank draws the same minibatches
+        # and SG-HMC noise from `gen`, computes the gradient on its part of each minibatch, and the parts are
+        # averaged (one all-reduce), so every rank holds the same chain; SGLD draws come from the rank's own
+        # generator. In a single process `sgld_gen` is `gen` and nothing changes.
+        sgld_gen = distributed.rank_generator(gen, self.seed)
         n = len(x)
         params = list(head.parameters())
         momentum = [torch.zeros_like(p) for p in params]
@@ -391,12 +397,13 @@ class BEAT(Defence):
         for epoch in range(1, self.epochs + 1):
             sums = {"loss": 0.0, "clf": 0.0, "adv": 0.0, "px": 0.0}
             for idx in minibatches(n, self.batch_size, gen):
+                idx, weight = distributed.local_minibatch(idx)
                 xb, yb = x[idx].to(self.device), y[idx].to(self.device)
                 present = (xb != 0).any(dim=1, keepdim=True).any(dim=2, keepdim=True).any(dim=3, keepdim=True)
                 present = present.float()
                 head.eval()
-                x_adv = self.sample_adversaries(model, head, xb, yb, gen, present) if self.adv_weight else None
-                x_neg = self.sample_negatives(model, head, xb, gen, present) if self.x_weight else None
+                x_adv = self.sample_adversaries(model, head, xb, yb, sgld_gen, present) if self.adv_weight else None
+                x_neg = self.sample_negatives(model, head, xb, sgld_gen, present) if self.x_weight else None
                 head.train()
                 with torch.no_grad():
                     phi = model.net.features(model.normalise(xb))
@@ -418,7 +425,7 @@ class BEAT(Defence):
                         g_n = model.net.fc(phi_n)
                     loss_px = -(torch.logsumexp(logits, 1).mean() - torch.logsumexp(head(phi_n) + g_n, 1).mean())
                     loss = loss + self.x_weight * loss_px
-                grads = torch.autograd.grad(loss, params)
+                grads = distributed.average_gradients(torch.autograd.grad(loss, params), weight)
                 with torch.no_grad():
                     for p, v, gr in zip(params, momentum, grads):
                         u_grad = n * gr + p / (self.prior_std ** 2)

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engine import distributed
 from engine.defenses.common import Defence, minibatches, num_batches, register_defence
 from engine.errors import CheckpointError, DefenceError
 from engine.models.base import Classifier
@@ -243,6 +244,9 @@ class RandomizedSmoothing(Defence):
     def train(self, x: torch.Tensor, y: torch.Tensor) -> SmoothedClassifier:
         base = self.base_copy()
         gen = torch.Generator().manual_seed(self.seed)
+        # Under torchrun: data-parallel (engine.distributed), as in adversarial_training: same minibatches from
+        # `gen`, gradients of the ranks' parts averaged, Gaussian noise from the rank's own generator.
+        noise_gen = distributed.rank_generator(gen, self.seed)
         if self.epochs:
             opt = torch.optim.AdamW([p for p in base.parameters() if p.requires_grad], lr=self.lr)
             total = self.epochs * num_batches(len(x), self.batch_size)
@@ -250,12 +254,14 @@ class RandomizedSmoothing(Defence):
             for epoch in range(1, self.epochs + 1):
                 base.train()
                 for idx in minibatches(len(x), self.batch_size, gen):
+                    idx, weight = distributed.local_minibatch(idx)
                     xb, yb = x[idx].to(self.device), y[idx].to(self.device)
                     present = (xb != 0).any(dim=1, keepdim=True).any(dim=2, keepdim=True).any(dim=3, keepdim=True)
-                    xb = xb + torch.randn(xb.shape, generator=gen).to(self.device) * self.sigma * present
+                    xb = xb + torch.randn(xb.shape, generator=noise_gen).to(self.device) * self.sigma * present
                     loss = F.cross_entropy(base(xb), yb)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
+                    distributed.sync_gradients([p for p in base.parameters() if p.requires_grad], weight)
                     opt.step()
                     done += 1
                     self.tick(done, total, {"epoch": epoch, "loss": float(loss.detach())})

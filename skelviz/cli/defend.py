@@ -84,6 +84,15 @@ class Progress:
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine.distributed import dist_context
+
+    # Under torchrun the defence trains data-parallel (each rank computes the gradients of its part of every
+    # minibatch on its own device; engine.distributed averages them); rank 0 writes the checkpoint.
+    with dist_context(args.device) as ctx:
+        return _run(args, ctx)
+
+
+def _run(args: argparse.Namespace, ctx) -> int:
     from engine.defenses import get_defence
     from engine.defenses.common import clean_accuracy, training_windows
     from engine.models.checkpoint import load_classifier, save_classifier
@@ -99,15 +108,19 @@ def run(args: argparse.Namespace) -> int:
     windows = split_windows(args.data, clf, args.split)
     cls = get_defence(args.method)
     try:
-        defence = cls(clf, seed=args.seed, device=args.device, progress=Progress(args.method, args.quiet), **params)
+        defence = cls(clf, seed=args.seed, device=ctx.device,
+                      progress=Progress(args.method, args.quiet or not ctx.is_main), **params)
     except TypeError as exc:
         from engine.errors import DefenceError
 
         raise DefenceError(f"{args.method} does not take these parameters ({sorted(params)}): {exc}") from None
     defended = defence.fit(windows)
+    if not ctx.is_main:
+        return 0
     out = save_classifier(defended, args.out)
     x, y = training_windows(windows, clf)
-    print(f"{args.method}: trained in {defence.seconds:.1f} s on {len(x)} windows; "
+    where = "" if ctx.world_size == 1 else f" ({ctx.world_size} ranks, data-parallel)"
+    print(f"{args.method}: trained in {defence.seconds:.1f} s on {len(x)} windows{where}; "
           f"training accuracy {clean_accuracy(clf, x, y):.3f} → {clean_accuracy(defended, x, y):.3f}; "
           f"{defended.forward_passes_per_prediction} forward pass(es) per prediction; wrote {out}")
     return 0

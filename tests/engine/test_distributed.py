@@ -387,3 +387,66 @@ def test_robustness_under_torchrun_writes_the_reports_of_a_single_process_run(tm
     assert one["attacks"]["smart"]["attacked"] >= 5  # several batches of two, shared unevenly over the ranks
     assert two == one
     assert (multi / "leaderboard.md").read_text() == (single / "leaderboard.md").read_text()
+
+
+@pytest.mark.slow
+def test_beat_under_torchrun_is_data_parallel_sgd_on_the_same_chain(tmp_path):
+    """With the sampler's noise switched off, BEAT's SG-HMC chain is deterministic: two ranks that each take
+    the gradient of their half of every minibatch and average them must end on the weights one process finds
+    on the whole minibatches (to float rounding)."""
+    from engine.assets import ASSETS_DIR, DEMO_CHECKPOINTS, DEMO_DATASET
+
+    model = ASSETS_DIR / DEMO_CHECKPOINTS["stgcn"]
+    if not model.is_file():
+        pytest.skip(f"demo checkpoint {model} is absent")
+
+    def args(out: Path) -> list[str]:
+        quiet = ["sgld_noise=0.0", "init_noise=0.0", "temperature=0.0", "sgld_steps=1", "x_weight=0.0", "batch_size=48"]
+        return [
+            "defend",
+            "--method",
+            "beat",
+            "--model",
+            str(model),
+            "--data",
+            str(ASSETS_DIR / DEMO_DATASET),
+            "--epochs",
+            "0",
+            "--samples",
+            "1",
+            *[a for q in quiet for a in ("--param", q)],
+            "--device",
+            "cpu",
+            "--quiet",
+            "--out",
+            str(out),
+        ]
+
+    single, multi = tmp_path / "single.pt", tmp_path / "multi.pt"
+    proc = subprocess.run(
+        [sys.executable, "-m", "skelviz", *args(single)],
+        cwd=REPO,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = torchrun(["-m", "skelviz", *args(multi)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("2 ranks, data-parallel") == 1  # rank 0 alone writes and reports
+
+    from engine.models.checkpoint import load_classifier
+
+    one, two = load_classifier(single), load_classifier(multi)
+    assert two.meta["defence"]["method"] == "beat" and two.forward_passes_per_prediction == 1
+    heads_one = torch.load(single, weights_only=True)["defence"]["heads"]
+    heads_two = torch.load(multi, weights_only=True)["defence"]["heads"]
+    assert len(heads_one) == len(heads_two) == 1
+    moved = 0.0
+    for key, value in heads_one[0].items():
+        torch.testing.assert_close(heads_two[0][key], value, rtol=1e-4, atol=1e-6, msg=key)
+        moved = max(moved, float(value.abs().max()))
+    assert moved > 1e-3  # the head did train (f starts at zero in its last layer)
+    x = torch.randn(2, 3, 60, 25, 1) * 0.1
+    torch.testing.assert_close(two(x), one(x), rtol=1e-4, atol=1e-5)
