@@ -28,13 +28,16 @@ from engine.distributed import (
     dist_context,
     gather_to_rank0,
     is_main,
+    local_minibatch,
     local_part,
     map_sharded,
+    rank_generator,
     rank_info,
     resolve_device,
     sample_generator,
     shard,
     shard_indices,
+    sync_gradients,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -167,6 +170,14 @@ def test_single_process_context_is_transparent(monkeypatch):
         assert local_part(batch) is batch
         g = [torch.ones(2)]
         assert average_gradients(g, 6)[0] is g[0] and all_reduce_sum([2, 3]) == [2.0, 3.0]
+        part, weight = local_minibatch(batch)
+        assert part is batch and weight == 6
+        shared = torch.Generator().manual_seed(0)
+        assert rank_generator(shared, 0) is shared  # single process: the code's own stream, unchanged
+        w = torch.nn.Parameter(torch.ones(2))
+        w.grad = torch.full((2,), 3.0)
+        sync_gradients([w], 2)
+        assert torch.equal(w.grad, torch.full((2,), 3.0))
         with pytest.raises(KeyError):  # not wrapped: single-process behaviour is unchanged
             with ctx.guard("items 0-4"):
                 raise KeyError("boom")
@@ -185,7 +196,7 @@ WORKER = textwrap.dedent(
     import json, sys
     import torch
     from engine.distributed import dist_context, shard, gather_to_rank0, describe_positions, map_sharded
-    from engine.distributed import local_part, average_gradients, all_reduce_sum
+    from engine.distributed import local_part, average_gradients, all_reduce_sum, local_minibatch, rank_generator
 
     fail_rank = int(sys.argv[1])
     out = sys.argv[2]
@@ -214,6 +225,10 @@ WORKER = textwrap.dedent(
         every = ctx.all_gather(g_avg)
         assert torch.equal(every[0], every[1])  # bitwise identical replicas
         assert all_reduce_sum([1.0, len(part)]) == [2.0, 5.0]
+        one, weight = local_minibatch(torch.tensor([7]))  # fewer samples than ranks: rank 1 joins with weight 0
+        assert one.tolist() == [7] and weight == (1 if ctx.rank == 0 else 0)
+        draws = ctx.all_gather(torch.rand(3, generator=rank_generator(torch.Generator(), 5)))
+        assert not torch.equal(draws[0], draws[1])  # per-rank noise streams differ
         if ctx.is_main:
             merged = {}
             for _, sq, _ in parts:
