@@ -42,7 +42,6 @@ __all__ = [
     "model_input",
     "predict",
     "attack_methods",
-    "attack_params",
     "run_attack",
     "deviations",
     "export_clip",
@@ -319,10 +318,6 @@ def attack_info(method: str) -> dict:
         "params": [s for s in specs if s.name not in STRATEGY_PARAMS],
         "has_top_n": any(s.name == "top_n" for s in specs),
     }
-
-
-def attack_params(method: str) -> list[ParamSpec]:
-    return attack_info(method)["params"]
 
 
 @dataclass

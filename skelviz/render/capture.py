@@ -5,7 +5,7 @@ written as PNG, MP4 or GIF. Nothing here grabs the screen, so the output size is
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -141,34 +141,9 @@ def open_video_writer(path: str | Path, fps: float, width: int, height: int):
         raise ExportError(f"cannot write {path}: {exc}") from None
 
 
-def export_video(
-    render_frame: Callable[[int], np.ndarray],
-    frames: Sequence[int],
-    path: str | Path,
-    fps: float,
-    width: int,
-    height: int,
-    progress: Callable[[int, int], None] | None = None,
-    cancel: Callable[[], bool] | None = None,
-) -> Path:
-    """Render ``frames`` with ``render_frame(i) -> (H, W, 3)`` and write them to ``path`` (blocking).
-
-    The app drives :class:`VideoExportJob` instead, which renders a few frames per event-loop turn.
-    """
-    job = VideoExportJob(render_frame, frames, path, fps, width, height)
-    job.start()
-    while not job.done:
-        if cancel is not None and cancel():
-            job.cancel()
-            raise ExportError("export cancelled")
-        job.step()
-        if progress is not None:
-            progress(job.written, len(frames))
-    return job.path
-
-
 class VideoExportJob:
-    """Incremental video export: :meth:`step` renders and writes one frame, so a UI can interleave events."""
+    """Video export one frame at a time: :meth:`step` renders and writes the next frame, so the UI can run
+    its event loop between frames (the export panel drives it from a zero-interval timer)."""
 
     def __init__(self, render_frame, frames, path, fps, width, height) -> None:
         self.render_frame = render_frame
