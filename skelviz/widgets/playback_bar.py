@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from skelviz.model.playback import SPEEDS, Playback
@@ -37,6 +39,7 @@ class PlaybackBar(QtWidgets.QWidget):
     def __init__(self, playback: Playback, parent=None) -> None:
         super().__init__(parent)
         self.playback = playback
+        self._last_update = 0.0
         style = self.style()
         sp = QtWidgets.QStyle.StandardPixmap
 
@@ -99,6 +102,12 @@ class PlaybackBar(QtWidgets.QWidget):
         self._on_frame(self.playback.frame)
 
     def _on_frame(self, frame: int) -> None:
+        # While playing, refresh the slider and counter ~8 times a second: every update of an ordinary widget
+        # recomposes the whole window (GL views included), which would double the cost of each frame.
+        now = time.monotonic()
+        if self.playback.playing and now - self._last_update < 0.12:
+            return
+        self._last_update = now
         if self.slider.value() != frame:
             self.slider.blockSignals(True)
             self.slider.setValue(frame)
@@ -107,6 +116,7 @@ class PlaybackBar(QtWidgets.QWidget):
         self.counter.setText(f"{frame + 1:>4}/{p.num_frames:<4} {p.time:6.2f}/{p.duration:.2f} s")
 
     def _on_playing(self, playing: bool) -> None:
+        self._on_frame(self.playback.frame)
         sp = QtWidgets.QStyle.StandardPixmap
         self.play_button.setIcon(self.style().standardIcon(sp.SP_MediaPause if playing else sp.SP_MediaPlay))
 
