@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -107,6 +109,22 @@ class Task(QtCore.QObject):
             self._emit(self.finished)
 
 
+WORKER_NICENESS = 10
+
+
+def _lower_this_thread_priority() -> None:
+    """Give the calling worker thread a lower CPU priority than the UI thread (Linux: per-thread niceness),
+    so that on a busy machine the scheduler lets the UI run first and the work uses what is left."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        tid = threading.get_native_id()
+        if os.getpriority(os.PRIO_PROCESS, tid) < WORKER_NICENESS:
+            os.setpriority(os.PRIO_PROCESS, tid, WORKER_NICENESS)
+    except OSError:  # not permitted: keep the default priority
+        pass
+
+
 class _Runnable(QtCore.QRunnable):
     def __init__(self, task: Task) -> None:
         super().__init__()
@@ -114,6 +132,7 @@ class _Runnable(QtCore.QRunnable):
         self.setAutoDelete(True)
 
     def run(self) -> None:
+        _lower_this_thread_priority()
         self.task.run()
 
 
