@@ -146,7 +146,7 @@ def window(qtbot, errors, dataset, classifier):
     w.session.add_collection(dataset)
     w.session.set_classifier(classifier, "test classifier")
     w.show_clip("A", dataset[0])
-    qtbot.waitUntil(lambda: w.session.scene.probs("A") is not None, timeout=10000)
+    qtbot.waitUntil(lambda: w.session.scene.probs("A") is not None, timeout=30000)
     yield w
     w.workers.cancel_all()
     w.workers.wait(10000)

@@ -88,7 +88,7 @@ def test_open_files_recent_list_and_drag_and_drop(window, qtbot, dataset, tmp_pa
     drop = QtGui.QDropEvent(QtCore.QPointF(50, 50), QtCore.Qt.DropAction.CopyAction, mime,
                             QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier)
     window.dropEvent(drop)
-    qtbot.waitUntil(lambda: len(window.session.collections) == 2, timeout=10000)
+    qtbot.waitUntil(lambda: len(window.session.collections) == 2, timeout=30000)
     assert window.session.scene.clip("A").positions.shape == dataset[3].positions.shape
     assert window.settings.recent_files[0] == str(path.resolve())
     assert [a.text() for a in window.recent_menu.actions()] == [str(path.resolve())]
@@ -99,7 +99,7 @@ def test_corrupt_file_shows_an_error_and_keeps_the_previous_clip(window, qtbot, 
     bad = tmp_path / "broken.bvh"
     bad.write_text("HIERARCHY\nROOT Hips\n{\n  OFFSET 0 0 zero\n")
     window.open_paths([str(bad)])
-    qtbot.waitUntil(lambda: bool(errors), timeout=10000)
+    qtbot.waitUntil(lambda: bool(errors), timeout=30000)
     title, message = errors[-1]
     assert "broken.bvh" in title and "kept" in message
     assert window.session.scene.clip("A") is before
@@ -109,7 +109,7 @@ def test_corrupt_file_shows_an_error_and_keeps_the_previous_clip(window, qtbot, 
 # -- model ---------------------------------------------------------------------------------------------------
 def test_model_panel_shows_class_probabilities_of_both_clips(window, qtbot, dataset):
     window.show_clip("B", dataset[1])
-    qtbot.waitUntil(lambda: window.session.scene.probs("B") is not None, timeout=10000)
+    qtbot.waitUntil(lambda: window.session.scene.probs("B") is not None, timeout=30000)
     chart = window.model_panel.chart
     for slot in "AB":
         np.testing.assert_allclose(chart.values[slot], window.session.scene.probs(slot))
@@ -136,7 +136,7 @@ def test_checkpoint_for_another_skeleton_is_refused_and_the_old_one_kept(window,
         window._start_classifier_load(lambda: ntu, (), "ntu", False, "ntu.pt")
     else:
         window.load_checkpoint(str(save_classifier(ntu, tmp_path / "ntu.pt")))
-    qtbot.waitUntil(lambda: bool(errors), timeout=10000)
+    qtbot.waitUntil(lambda: bool(errors), timeout=30000)
     assert "ntu25" in errors[-1][1] and "kept" in errors[-1][1]
     assert window.session.classifier is before
 
@@ -174,7 +174,7 @@ def test_attack_runs_off_the_ui_thread_with_live_plots_and_view(window, qtbot, d
     assert panel.running and not panel.run_button.isEnabled()
     # Mid-run (the attack waits at iteration 10): the plots and the adversarial view already show progress,
     # and the UI thread is free (this test's event loop keeps running).
-    qtbot.waitUntil(lambda: len(panel._loss_data.get("Lc", [])) >= 5 and len(panel._prob_rows) >= 1, timeout=10000)
+    qtbot.waitUntil(lambda: len(panel._loss_data.get("Lc", [])) >= 5 and len(panel._prob_rows) >= 1, timeout=30000)
     assert panel.running and "Lc" in panel._loss_curves
     b_live = window.session.scene.clip("B").positions
     assert not np.allclose(b_live, window.session.scene.clip("A").positions)
@@ -197,7 +197,7 @@ def test_attack_runs_off_the_ui_thread_with_live_plots_and_view(window, qtbot, d
 def test_cancel_stops_the_attack_at_its_next_iteration_and_restores_the_views(window, qtbot, drift):
     before = {s: window.session.scene.clip(s) for s in "AB"}
     panel = _run_attack(window, qtbot, iterations=100000, delay=0.01)
-    qtbot.waitUntil(lambda: len(panel._prob_rows) >= 1, timeout=10000)
+    qtbot.waitUntil(lambda: len(panel._prob_rows) >= 1, timeout=30000)
     panel.cancel_button.click()
     assert "Cancelling" in panel.summary.text() and not panel.cancel_button.isEnabled()
     qtbot.waitUntil(lambda: not panel.running, timeout=5000)  # bench/ui.py measures how fast
@@ -209,7 +209,7 @@ def test_cancel_stops_the_attack_at_its_next_iteration_and_restores_the_views(wi
 def test_failed_attack_shows_a_message_and_keeps_what_was_loaded(window, qtbot, errors, drift):
     before = {s: window.session.scene.clip(s) for s in "AB"}
     panel = _run_attack(window, qtbot, method="broken")
-    qtbot.waitUntil(lambda: not panel.running, timeout=10000)
+    qtbot.waitUntil(lambda: not panel.running, timeout=30000)
     assert errors and errors[-1][0] == "Attack failed" and "diverged" in errors[-1][1]
     assert {s: window.session.scene.clip(s) for s in "AB"} == before
     assert window.session.outcome is None
@@ -221,8 +221,8 @@ def test_defence_panel_compares_original_and_defended_predictions(window, qtbot,
     window.show_clip("B", dataset[1])
     defended = _small_classifier(dataset.class_names, seed=7)
     window.session.set_defended(defended, "test defended model")
-    qtbot.waitUntil(lambda: all(panel._defended_probs[s] is not None for s in "AB"), timeout=10000)
-    qtbot.waitUntil(lambda: window.session.scene.probs("B") is not None, timeout=10000)
+    qtbot.waitUntil(lambda: all(panel._defended_probs[s] is not None for s in "AB"), timeout=30000)
+    qtbot.waitUntil(lambda: window.session.scene.probs("B") is not None, timeout=30000)
     rows = panel.table_text()
     from engine import api
 
@@ -253,7 +253,7 @@ def test_defence_panel_applies_beat_in_a_worker(window, qtbot):
     defended = window.session.defended
     assert defended is not None and defended.meta["defence"]["method"] == "beat"
     assert defended is not window.session.classifier
-    qtbot.waitUntil(lambda: panel._defended_probs["A"] is not None, timeout=10000)
+    qtbot.waitUntil(lambda: panel._defended_probs["A"] is not None, timeout=30000)
     assert panel.table_text()[0][1] != "—" and "beat" in panel.info.text()
 
 

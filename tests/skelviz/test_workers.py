@@ -56,7 +56,7 @@ def test_progress_is_batched_and_complete(qtbot, pool):
     batches = []
     task = pool.start(fast, throttle=0.05)
     task.progress.connect(lambda done, total, batch: batches.append((done, total, batch)))
-    with qtbot.waitSignal(task.finished, timeout=10000):
+    with qtbot.waitSignal(task.finished, timeout=30000):
         pass
     qtbot.wait(50)
     infos = [info for _d, _t, batch in batches for info in batch]
