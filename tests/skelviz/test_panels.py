@@ -174,7 +174,8 @@ def test_attack_runs_off_the_ui_thread_with_live_plots_and_view(window, qtbot, d
     assert panel.running and not panel.run_button.isEnabled()
     # Mid-run (the attack waits at iteration 10): the plots and the adversarial view already show progress,
     # and the UI thread is free (this test's event loop keeps running).
-    qtbot.waitUntil(lambda: len(panel._loss_data.get("Lc", [])) >= 5 and len(panel._prob_rows) >= 1, timeout=30000)
+    # (progress reaches the UI in batches 4 times a second: the first batch is what arrived before the gate)
+    qtbot.waitUntil(lambda: len(panel._loss_data.get("Lc", [])) >= 1 and len(panel._prob_rows) >= 1, timeout=30000)
     assert panel.running and "Lc" in panel._loss_curves
     b_live = window.session.scene.clip("B").positions
     assert not np.allclose(b_live, window.session.scene.clip("A").positions)
