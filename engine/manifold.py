@@ -64,7 +64,7 @@ import numpy as np
 import torch
 
 from engine.errors import CheckpointError, SkeletonMismatchError
-from engine.losses import bone_lengths, temporal_derivative
+from engine.losses import temporal_derivative
 from engine.skeletons import Skeleton
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,6 @@ __all__ = [
     "joint_angles",
     "limits_path_beside",
     "load_limits_beside",
-    "manifold_violations",
     "project_to_manifold",
     "save_limits_beside",
     "tangent_basis",
@@ -557,24 +556,6 @@ def _bodies(x: torch.Tensor) -> torch.Tensor:
 def _clips(b: torch.Tensor) -> torch.Tensor:
     """(N, M, T, V, 3) → (N, 3, T, V, M)."""
     return b.permute(0, 4, 2, 3, 1)
-
-
-def manifold_violations(clips: torch.Tensor, clean: torch.Tensor, limits: JointLimits) -> dict[str, torch.Tensor]:
-    """Per-sample constraint violations of ``clips`` (N, 3, T, V, M) with respect to the clean ``clean``.
-
-    ``bone_length_error``: largest |length change| of any bone in any frame (metres).
-    ``angle_violation``: largest distance of any joint angle outside its limits (radians; 0 when inside).
-    """
-    sk = limits.skeleton
-    with torch.no_grad():
-        bl = (bone_lengths(clips, sk) - bone_lengths(clean.to(clips), sk)).abs().flatten(1).amax(1)
-        tree = _Tree(limits, clips.device)
-        ang = tree.ik(_bodies(clips))[2]
-        viol = limits.violation(ang)
-        # Bones of zero clean length have no direction: their angles are 0 by definition.
-        clean_len = tree.lengths(_bodies(clean.to(clips)).to(torch.float64))
-        viol = viol * (clean_len > _MIN_BONE)[..., None]
-        return {"bone_length_error": bl.float(), "angle_violation": viol.flatten(1).amax(1).float()}
 
 
 # -- projection ---------------------------------------------------------------------------------------------

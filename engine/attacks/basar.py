@@ -58,10 +58,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from engine import metrics
 from engine.attacks.base import Attack, AttackResult, register_attack
 from engine.attacks.common import model_fps, present_performers
 from engine.errors import AttackError
-from engine.losses import temporal_derivative
 from engine.manifold import (
     JointLimits,
     ManifoldProjector,
@@ -69,7 +69,6 @@ from engine.manifold import (
     find_joint_limits,
     limits_path_beside,
     load_limits_beside,
-    manifold_violations,
 )
 from engine.oracle import LabelOracle
 from engine.skeletons import Skeleton
@@ -543,13 +542,14 @@ class BASAR(Attack):
             "start_distance": start_distance.cpu(),
             "projection_seconds": proj_s,
         }
-        fps = model_fps(self.model, None)
         if x.shape[2] > 2:
-            dacc = temporal_derivative(final - x, 2, 1.0 / fps)
-            extras["accel_deviation"] = dacc.square().sum(1).flatten(1).mean(1).sqrt().cpu()
+            dacc = metrics.acceleration_deviation(x, final, model_fps(self.model, None))  # (N, M, T-2, V)
+            extras["accel_deviation"] = dacc.square().flatten(1).mean(1).sqrt().cpu()
         if limits is not None:
-            viol = manifold_violations(final, x, limits)
-            extras.update({k: v.cpu() for k, v in viol.items()})
+            bone_dev, _ = metrics.bone_length_deviation(x, final, limits.skeleton)
+            extras["bone_length_error"] = bone_dev.flatten(1).amax(1).float().cpu()
+            angles = metrics.joint_angle_violations(final, limits, clean=x)
+            extras["angle_violation"] = angles["max"].flatten(1).amax(1).float().cpu()
             extras["joint_limits"] = limits.to_dict()
         if self.on_manifold:
             # An on-manifold success also needs the constraints (they hold by construction; this checks it).
