@@ -8,6 +8,7 @@ import inspect
 import pytest
 import torch
 
+import engine.defenses  # noqa: F401  (registers the defence-side attacks too: the registry is complete)
 from engine import metrics, skeletons
 from engine.attacks import ATTACKS, get_attack
 from engine.attacks.smart import SMART
@@ -212,3 +213,86 @@ def test_abn_success_means_the_true_class_left_the_top_n():
     assert top2.tolist() == [False, True, True]
     top3 = strategy_success(logits, y, "abn", 3, None)
     assert top3.tolist() == [False, True, False]
+
+
+# -- evidence on trained classifiers ---------------------------------------------------------------------------
+def _correct_windows(classifier, x, y, k: int):
+    """``k`` correctly classified windows spread over the set (every m-th one), as tensors."""
+    x = torch.as_tensor(x)
+    y = torch.as_tensor(y)
+    with torch.no_grad():
+        ok = torch.nonzero(classifier(x).argmax(1) == y).squeeze(1)
+    assert len(ok) >= k, f"only {len(ok)} correctly classified windows"
+    pick = ok[torch.linspace(0, len(ok) - 1, k).round().long()]
+    return x[pick], y[pick]
+
+
+def _demo_windows(demo_classifier):
+    from engine.assets import DEMO_DATASET, asset_path
+    from engine.attack_runner import load_windows
+
+    return load_windows(demo_classifier, asset_path(DEMO_DATASET), split="all")
+
+
+@pytest.mark.slow
+def test_smart_ab_succeeds_imperceptibly_on_the_cmu8_model(cmu8_stgcn, cmu8_benchmark):
+    """≥ 90% AB success within the DEFAULT iterations, mean relative bone-length change under 1%."""
+    _, test = cmu8_benchmark
+    x, y = _correct_windows(cmu8_stgcn, test.x, test.y, 12)
+    attack = SMART(cmu8_stgcn)  # defaults, as a user gets them
+    result = attack(x, y)
+    s = metrics.summary(x, result.adversarial, cmu8_stgcn.skeleton, test.fps, success=result.success)
+    assert s["success_rate"] >= 0.9, s
+    assert s["mean_bone_length_rel_dev"] < 0.01, s
+    assert int(result.iterations[result.success].max()) <= attack.iterations
+    with torch.no_grad():
+        pred = cmu8_stgcn(result.adversarial).argmax(1)
+    assert (pred[result.success] != y[result.success]).all()
+
+
+@pytest.mark.slow
+def test_smart_ab_succeeds_imperceptibly_on_the_demo_checkpoint(demo_classifier):
+    windows = _demo_windows(demo_classifier)
+    x, y = _correct_windows(demo_classifier, windows.x, windows.y, 12)
+    result = SMART(demo_classifier)(x, y)
+    s = metrics.summary(x, result.adversarial, demo_classifier.skeleton, windows.fps, success=result.success)
+    assert s["success_rate"] >= 0.9, s
+    assert s["mean_bone_length_rel_dev"] < 0.01, s
+
+
+@pytest.mark.slow
+def test_smart_sa_reaches_the_requested_class(cmu8_stgcn, cmu8_benchmark):
+    _, test = cmu8_benchmark
+    x, y = _correct_windows(cmu8_stgcn, test.x, test.y, 4)
+    target = (y + 1) % cmu8_stgcn.num_classes
+    result = SMART(cmu8_stgcn, strategy="sa")(x, y, target=target)
+    assert result.success.float().mean() >= 0.75
+    with torch.no_grad():
+        pred = cmu8_stgcn(result.adversarial).argmax(1)
+    assert torch.equal(pred[result.success], target[result.success])
+
+
+@pytest.mark.slow
+def test_smart_abn_pushes_the_true_class_out_of_the_top_n(cmu8_stgcn, cmu8_benchmark):
+    _, test = cmu8_benchmark
+    x, y = _correct_windows(cmu8_stgcn, test.x, test.y, 4)
+    result = SMART(cmu8_stgcn, strategy="abn", top_n=3)(x, y)
+    assert result.success.float().mean() >= 0.75  # the success test fires (the published one never does)
+    with torch.no_grad():
+        logits = cmu8_stgcn(result.adversarial)
+    top3 = logits.topk(3, dim=1).indices
+    for i in torch.nonzero(result.success).squeeze(1).tolist():
+        assert int(y[i]) not in top3[i].tolist()
+
+
+@pytest.mark.gpu
+def test_smart_cpu_and_cuda_agree():
+    model = _random_classifier(dropout=0.0).eval()
+    x = _clips(3)
+    y = _labels(model, x)
+    cpu = SMART(model, iterations=5, refine_steps=2)(x, y)
+    gpu = SMART(model.to("cuda"), iterations=5, refine_steps=2)(x, y)
+    model.to("cpu")
+    assert gpu.adversarial.device.type == "cpu"
+    assert torch.equal(cpu.success, gpu.success) and torch.equal(cpu.iterations, gpu.iterations)
+    assert torch.allclose(cpu.adversarial, gpu.adversarial, atol=1e-4)
