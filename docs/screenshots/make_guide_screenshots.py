@@ -117,6 +117,11 @@ def main(argv: list[str] | None = None) -> int:
         window.docks["Defence"].raise_()
         dpanel.method_box.setCurrentIndex(dpanel.method_box.findText("beat"))
         _pump(app, 0.2)
+        for name, value in (("burn_in", 1), ("num_samples", 2), ("sgld_steps", 3)):  # a short run for the picture
+            try:
+                dpanel.form.set_value(name, value)
+            except (KeyError, ValueError):
+                log.info("the BEAT form has no %s field; keeping its default", name)
         dpanel.apply()
         _wait(app, lambda: dpanel.task is None and _idle(window), timeout=900, what="the BEAT defence")
         _save(app, window, "defence")
