@@ -86,9 +86,6 @@ def main(argv: list[str] | None = None) -> int:
     if want("data_panel"):
         window.docks["Data"].raise_()
         _save(app, window, "data_panel")
-    if want("model_panel"):
-        window.docks["Model"].raise_()
-        _save(app, window.docks["Model"], "model_panel")
 
     # SMART-AB from the Attack panel, then the whole window and the Inspect plots
     window.docks["Attack"].raise_()
@@ -101,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         _save(app, window, "attack_smart")
     if want("inspect"):
         _save(app, window.docks["Inspect"], "inspect")
+    if want("model_panel"):  # probabilities of the original and the adversarial clip
+        window.docks["Model"].raise_()
+        _save(app, window.docks["Model"], "model_panel")
+        window.docks["Attack"].raise_()
     if want("overlay"):
         window.overlay_action.setChecked(True)
         _save(app, window.views, "overlay")
@@ -108,8 +109,13 @@ def main(argv: list[str] | None = None) -> int:
 
     if want("attack_basar"):
         panel.set_method("basar")
+        _pump(app, 0.2)
+        try:
+            panel.form.set_value("queries", 400)  # a short run for the picture (default 3000)
+        except (KeyError, ValueError):
+            log.info("the BASAR form has no queries field; keeping its default")
         panel.run()
-        _wait(app, lambda: not panel.running and _idle(window), what="the BASAR attack")
+        _wait(app, lambda: not panel.running and _idle(window), timeout=900, what="the BASAR attack")
         _save(app, window, "attack_basar")
 
     if want("defence"):
