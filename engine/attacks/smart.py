@@ -301,9 +301,11 @@ class SMART(Attack):
                 last_pred[idx] = pred
                 # keep the least perceptible adversarial iterate of every sample
                 improve = adv_now & (lp.detach() < best_lp[idx])
-                best_lp[idx] = torch.where(improve, lp.detach(), best_lp[idx])
-                best_pred[idx] = torch.where(improve, pred, best_pred[idx])
-                best_delta[idx] = torch.where(improve.view(-1, 1, 1, 1, 1), d.detach(), best_delta[idx])
+                if bool(improve.any()):  # rare before the first successes: skip the copies otherwise
+                    sel = idx[improve]
+                    best_lp[sel] = lp.detach()[improve]
+                    best_pred[sel] = pred[improve]
+                    best_delta[sel] = d.detach()[improve]
                 fs = first_success[idx]
                 fs = torch.where(adv_now & (fs < 0), torch.full_like(fs, it), fs)
                 first_success[idx] = fs
