@@ -90,9 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     # SMART-AB from the Attack panel, then the whole window and the Inspect plots
     window.docks["Attack"].raise_()
     panel = window.attack_panel
-    panel.set_method("smart", "ab")
-    panel.run()
-    _wait(app, lambda: not panel.running and _idle(window), what="the SMART attack")
+    if any(want(n) for n in ("attack_smart", "inspect", "model_panel", "overlay", "attack_basar", "defence")):
+        panel.set_method("smart", "ab")
+        panel.run()
+        _wait(app, lambda: not panel.running and _idle(window), what="the SMART attack")
     window.session.playback.seek(window.session.playback.num_frames // 2)
     if want("attack_smart"):
         _save(app, window, "attack_smart")
@@ -140,6 +141,15 @@ def main(argv: list[str] | None = None) -> int:
             study.resize(1280, 800)
             _pump(app, 2.0)
             _save(app, study, "participant_start")
+            session = study.session
+            session.accept_consent()  # as the participant would: consent, instructions, then the first trial
+            for _ in range(3):
+                if session.state.value == "trial":
+                    break
+                session.advance()
+                _pump(app, 0.3)
+            _pump(app, 1.5)  # mid-presentation: both motions on screen
+            _save(app, study, "participant_trial")
             study.close()
 
     for title, message in errors:
