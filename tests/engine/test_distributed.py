@@ -404,25 +404,41 @@ def test_robustness_under_torchrun_writes_the_reports_of_a_single_process_run(tm
     assert (multi / "leaderboard.md").read_text() == (single / "leaderboard.md").read_text()
 
 
+@pytest.fixture(scope="module")
+def small_mlp_checkpoint(tmp_path_factory) -> Path:
+    """A small MLP trained for two epochs on the demo dataset's training split (seconds on a CPU)."""
+    from engine.assets import ASSETS_DIR, DEMO_DATASET
+    from engine.models.checkpoint import save_classifier
+    from engine.train import held_out_windows, train_classifier
+
+    train, _ = held_out_windows(ASSETS_DIR / DEMO_DATASET, stride=20)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        clf = train_classifier(
+            "mlp", train, arch_kwargs={"hidden": 32}, epochs=2, seed=0, device="cpu", preprocessing={"stride": 20}
+        ).classifier
+    finally:
+        torch.set_num_threads(before)
+    return save_classifier(clf, tmp_path_factory.mktemp("mlp") / "mlp.pt")
+
+
 @pytest.mark.slow
-def test_beat_under_torchrun_is_data_parallel_sgd_on_the_same_chain(tmp_path):
+def test_beat_under_torchrun_is_data_parallel_sgd_on_the_same_chain(tmp_path, small_mlp_checkpoint):
     """With the sampler's noise switched off, BEAT's SG-HMC chain is deterministic: two ranks that each take
     the gradient of their half of every minibatch and average them must end on the weights one process finds
     on the whole minibatches (to float rounding)."""
-    from engine.assets import ASSETS_DIR, DEMO_CHECKPOINTS, DEMO_DATASET
-
-    model = ASSETS_DIR / DEMO_CHECKPOINTS["stgcn"]
-    if not model.is_file():
-        pytest.skip(f"demo checkpoint {model} is absent")
+    from engine.assets import ASSETS_DIR, DEMO_DATASET
 
     def args(out: Path) -> list[str]:
-        quiet = ["sgld_noise=0.0", "init_noise=0.0", "temperature=0.0", "sgld_steps=1", "x_weight=0.0", "batch_size=48"]
+        # batches of 16 of the 79 training windows: the last one (15) splits 8 + 7 over the ranks
+        quiet = ["sgld_noise=0.0", "init_noise=0.0", "temperature=0.0", "sgld_steps=1", "x_weight=0.0", "batch_size=16"]
         return [
             "defend",
             "--method",
             "beat",
             "--model",
-            str(model),
+            str(small_mlp_checkpoint),
             "--data",
             str(ASSETS_DIR / DEMO_DATASET),
             "--epochs",
@@ -463,5 +479,5 @@ def test_beat_under_torchrun_is_data_parallel_sgd_on_the_same_chain(tmp_path):
         torch.testing.assert_close(heads_two[0][key], value, rtol=1e-4, atol=1e-6, msg=key)
         moved = max(moved, float(value.abs().max()))
     assert moved > 1e-3  # the head did train (f starts at zero in its last layer)
-    x = torch.randn(2, 3, 60, 25, 1) * 0.1
+    x = torch.randn(2, 3, 60, 25, 1) * 0.1  # demo windows: 60 frames, hdm05_25
     torch.testing.assert_close(two(x), one(x), rtol=1e-4, atol=1e-5)
