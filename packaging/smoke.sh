@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Smoke test of the built bundle (packaging/build_bundle.sh first): start it under Xvfb, let it open the demo
-# dataset and demo classifier, save a screenshot, quit; then run two CLI commands through the same binary.
+# dataset and demo classifier, save a screenshot, quit; and run CLI commands (help, info, a tiny attack)
+# through the same binary.
 # Prints the bundle size and the start time (launch until the demo is loaded and the picture is taken).
 #
 #   packaging/smoke.sh [BUNDLE_DIR]      # default dist/skelviz; writes build/smoke/ (screenshot, logs)
@@ -28,6 +29,14 @@ DEMO="$(cd "$BUNDLE" && pwd)/_internal/assets/demo/demo_actions.h5"
 run "$ABS_EXE" info "$DEMO" > "$OUT/info.txt"
 grep -q "hdm05_25" "$OUT/info.txt" || { echo "FAIL: 'skelviz info' on the demo did not describe it" >&2; cat "$OUT/info.txt"; exit 1; }
 echo "cli: --help and info OK"
+# torch, the model registry and the attack runner inside the bundle: a two-window SMART attack
+MODEL="$(cd "$BUNDLE" && pwd)/_internal/assets/models/demo_stgcn.pt"
+rm -rf "$OUT/attack"
+run "$ABS_EXE" attack --model "$MODEL" --data "$DEMO" --limit 2 --iters 10 --quiet --out attack > "$OUT/attack.txt" 2>&1 \
+    || { echo "FAIL: 'skelviz attack' in the bundle" >&2; tail -20 "$OUT/attack.txt" >&2; exit 1; }
+grep -q '"n": 2' "$OUT/attack.txt" && [ -f "$OUT/attack/adversarial.h5" ] \
+    || { echo "FAIL: the bundled attack wrote no results" >&2; tail -20 "$OUT/attack.txt" >&2; exit 1; }
+echo "cli: a 2-window SMART attack wrote attack/adversarial.h5"
 
 # 2. the app: opens the demo, screenshots once loaded, quits with status 0
 start=$(date +%s.%N)
