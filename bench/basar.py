@@ -91,7 +91,7 @@ def main() -> None:
             "projection s/clip": f"{e['projection_seconds'] / len(sel):.2f}",
             "wall s": f"{wall:.0f}",
         })
-        print(f"{rows[-1]['mode']}: done in {wall:.0f} s", flush=True)
+        print(f"{rows[-1]['mode']}: done in {wall:.0f} s: {rows[-1]}", flush=True)  # in case a later mode is cut off
 
     keys = list(rows[0])
     print()
