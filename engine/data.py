@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.errors import DataFormatError, SkeletonMismatchError
+from engine.errors import DataFormatError, ParameterError, SkeletonMismatchError
 from engine.skeletons import Skeleton
 
 log = logging.getLogger(__name__)
@@ -280,7 +280,7 @@ class ClipDataset(Sequence):
 
 def _check_fraction(test_fraction: float) -> None:
     if not 0.0 < float(test_fraction) < 1.0:
-        raise ValueError(f"test_fraction must be between 0 and 1 (exclusive), got {test_fraction}")
+        raise ParameterError(f"test_fraction must be between 0 and 1 (exclusive), got {test_fraction}")
 
 
 def _stratified_clip_split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -334,7 +334,7 @@ def resample(clip: Clip, fps: float, *, preserve_bones: bool = True) -> Clip:
     """
     fps = float(fps)
     if not (np.isfinite(fps) and fps > 0):
-        raise ValueError(f"target fps must be positive, got {fps}")
+        raise ParameterError(f"target fps must be positive, got {fps}")
     if abs(fps - clip.fps) < 1e-9:
         return clip
     T = clip.num_frames
@@ -439,12 +439,12 @@ SHORT_POLICIES = ("pad", "skip", "error")
 def _window_starts(n: int, window: int, stride: int | None, short: str, where: str) -> tuple[list[int], bool]:
     """Window start frames for a clip of ``n`` frames, and whether the single window must be padded."""
     if window < 1:
-        raise ValueError(f"window must be at least 1 frame, got {window}")
+        raise ParameterError(f"window must be at least 1 frame, got {window}")
     stride = window if stride is None else int(stride)
     if stride < 1:
-        raise ValueError(f"stride must be at least 1 frame, got {stride}")
+        raise ParameterError(f"stride must be at least 1 frame, got {stride}")
     if short not in SHORT_POLICIES:
-        raise ValueError(f"short must be one of {SHORT_POLICIES}, got {short!r}")
+        raise ParameterError(f"short must be one of {SHORT_POLICIES}, got {short!r}")
     if n >= window:
         return list(range(0, n - window + 1, stride)), False
     if short == "skip":
@@ -481,7 +481,7 @@ def windows(clip: Clip | np.ndarray, window: int, stride: int | None = None, *, 
     else:
         x, where = np.asarray(clip, dtype=np.float32), "positions"
         if x.ndim != 3 or x.shape[-1] != 3:
-            raise ValueError(f"positions must be (T, V, 3), got {x.shape}")
+            raise ParameterError(f"positions must be (T, V, 3), got {x.shape}")
     starts, pad = _window_starts(x.shape[0], window, stride, short, where)
     return _cut(x, starts, window, pad)
 
@@ -671,7 +671,7 @@ def normalisation_stats(x: WindowSet | np.ndarray, per_joint: bool = False) -> t
     """
     a = x.x if isinstance(x, WindowSet) else np.asarray(x, dtype=np.float32)
     if a.ndim != 5 or a.shape[1] != 3 or a.shape[0] == 0:
-        raise ValueError(f"need windows (N, 3, T, V, M) with N > 0, got shape {a.shape}")
+        raise ParameterError(f"need windows (N, 3, T, V, M) with N > 0, got shape {a.shape}")
     a = a.astype(np.float64)
     present = np.any(a != 0, axis=(1, 3), keepdims=True)  # (N, 1, T, 1, M)
     w = np.broadcast_to(present, a.shape).astype(np.float64)

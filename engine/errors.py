@@ -74,6 +74,10 @@ class CheckpointError(SkelvizError, ValueError):
     """A checkpoint that cannot be loaded, or does not fit the data or skeleton it is used with."""
 
 
+class ParameterError(SkelvizError, ValueError):
+    """An option out of range (window, stride, fps, split fraction, model width...): the message names it."""
+
+
 class AttackError(SkelvizError, ValueError):
     """An attack asked for something impossible (a target equal to the true class, an unknown class...)."""
 

@@ -63,7 +63,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.errors import CheckpointError, SkeletonMismatchError
+from engine.errors import AttackError, CheckpointError, SkeletonMismatchError
 from engine.losses import temporal_derivative
 from engine.skeletons import Skeleton
 
@@ -581,7 +581,7 @@ class ManifoldProjector:
         lr: float = DEFAULT_LR,
     ) -> None:
         if accel_weight < 0:
-            raise ValueError(f"accel_weight must be >= 0, got {accel_weight}")
+            raise AttackError(f"accel_weight must be >= 0, got {accel_weight}")
         self.limits = limits
         self.device = torch.device(device)
         self.tree = _Tree(limits, self.device)
@@ -591,7 +591,7 @@ class ManifoldProjector:
 
     def _check(self, adversarial: torch.Tensor, clean: torch.Tensor) -> None:
         if adversarial.shape != clean.shape or adversarial.ndim != 5 or adversarial.shape[1] != 3:
-            raise ValueError(
+            raise AttackError(
                 f"projection needs matching (N, 3, T, V, M) clips, got {tuple(adversarial.shape)} and "
                 f"{tuple(clean.shape)}"
             )

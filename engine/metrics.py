@@ -38,6 +38,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from engine.errors import ParameterError
 from engine.losses import temporal_derivative
 from engine.skeletons import Skeleton
 
@@ -73,7 +74,7 @@ def as_positions(x) -> torch.Tensor:
     if t.ndim == 5 and t.shape[1] == 3:
         return t.permute(0, 4, 2, 3, 1)  # (N, M, T, V, 3)
     if t.ndim < 3 or t.shape[-1] != 3:
-        raise ValueError(f"expected (N, 3, T, V, M) or (..., T, V, 3) positions, got shape {tuple(t.shape)}")
+        raise ParameterError(f"expected (N, 3, T, V, M) or (..., T, V, 3) positions, got shape {tuple(t.shape)}")
     return t
 
 
@@ -87,7 +88,7 @@ def _like(value: torch.Tensor, like):
 def _pair(clean, adv) -> tuple[torch.Tensor, torch.Tensor]:
     a, b = as_positions(clean), as_positions(adv)
     if a.shape != b.shape:
-        raise ValueError(f"clean {tuple(a.shape)} and adversarial {tuple(b.shape)} clips differ in shape")
+        raise ParameterError(f"clean {tuple(a.shape)} and adversarial {tuple(b.shape)} clips differ in shape")
     return a, b.to(a.device)
 
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from engine.errors import AttackError
+from engine.errors import AttackError, ParameterError
 
 __all__ = ["LabelOracle", "in_oracle_call"]
 
@@ -48,7 +48,7 @@ class LabelOracle:
 
     def __init__(self, model: nn.Module, num_samples: int = 0, *, batch_size: int = 256) -> None:
         if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
+            raise ParameterError(f"batch_size must be positive, got {batch_size}")
         self.model = model
         self.batch_size = int(batch_size)
         self.counts = torch.zeros(int(num_samples), dtype=torch.long)

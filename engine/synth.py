@@ -37,6 +37,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from engine import skeletons
 from engine.data import Clip, ClipDataset, Provenance
+from engine.errors import ParameterError
 from engine.kinematics import euler_to_matrix, forward_kinematics
 from engine.skeletons import Skeleton
 
@@ -663,7 +664,7 @@ def _root_trajectory(soles: np.ndarray, contact: np.ndarray, fps: float, flight_
     dt = 1.0 / fps
     any_contact = contact.any(axis=1)
     if not any_contact.any():
-        raise ValueError("a synthetic motion needs at least one frame with a foot on the floor")
+        raise ParameterError("a synthetic motion needs at least one frame with a foot on the floor")
     low = soles[..., 1].min(axis=2)  # (T, 2) lowest sole point per foot
     height = np.where(contact, low, np.inf).min(axis=1)
     y = np.full(n, np.nan)
@@ -714,10 +715,10 @@ def generate_clip(
     (``"walk_s03_t1"``).
     """
     if action not in _ACTION_FUNCS:
-        raise ValueError(f"unknown synthetic action {action!r}; choose one of {', '.join(ACTIONS)}")
+        raise ParameterError(f"unknown synthetic action {action!r}; choose one of {', '.join(ACTIONS)}")
     fps = float(fps)
     if not (np.isfinite(fps) and fps > 0):
-        raise ValueError(f"fps must be positive, got {fps}")
+        raise ParameterError(f"fps must be positive, got {fps}")
     rng = _clip_rng(action, seed)
     if subject is None:
         subject = int(rng.integers(1, 100))
@@ -803,9 +804,9 @@ def generate_dataset(
     exactly the shipped demo dataset.
     """
     if n_per_class < 1:
-        raise ValueError(f"n_per_class must be at least 1, got {n_per_class}")
+        raise ParameterError(f"n_per_class must be at least 1, got {n_per_class}")
     if n_subjects < 1:
-        raise ValueError(f"n_subjects must be at least 1, got {n_subjects}")
+        raise ParameterError(f"n_subjects must be at least 1, got {n_subjects}")
     clips = [
         generate_clip(action, clip_seed, fps=fps, subject=subject, take=take)
         for action, clip_seed, subject, take in _dataset_plan(n_per_class, seed, n_subjects)

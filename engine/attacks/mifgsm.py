@@ -16,6 +16,7 @@ import torch
 
 from engine.attacks.base import register_attack
 from engine.attacks.ifgsm import IFGSM
+from engine.errors import AttackError
 
 
 @register_attack("mifgsm")
@@ -54,7 +55,7 @@ class MIFGSM(IFGSM):
             cancel=cancel,
         )
         if momentum < 0:
-            raise ValueError(f"momentum must be >= 0, got {momentum}")
+            raise AttackError(f"momentum must be >= 0, got {momentum}")
         self.momentum = float(momentum)
 
     def momentum_update(self, g: torch.Tensor, state: torch.Tensor | None):

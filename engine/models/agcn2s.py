@@ -26,6 +26,7 @@ import math
 import torch
 from torch import nn
 
+from engine.errors import ParameterError
 from engine.models.base import SkeletonNet, average_bodies, register_model
 from engine.models.blocks import TemporalConv, data_bn_fold, residual_path, stage_schedule
 from engine.models.graph import graph_skeleton, inward_outward_partition
@@ -161,7 +162,7 @@ class AGCN2s(SkeletonNet):
     ) -> None:
         super().__init__(skeleton, num_classes, in_channels)
         if stream not in ("joint", "bone", "both"):
-            raise ValueError(f"stream must be 'joint', 'bone' or 'both', not {stream!r}")
+            raise ParameterError(f"stream must be 'joint', 'bone' or 'both', not {stream!r}")
         self.stream = stream
         self._graph = graph_skeleton(skeleton, graph_parents)
         a = torch.from_numpy(inward_outward_partition(self._graph, centre))

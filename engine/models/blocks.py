@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from engine.errors import ParameterError
+
 
 def stage_schedule(in_channels: int, base_channels: int, num_blocks: int) -> list[tuple[int, int, int]]:
     """``(in, out, stride)`` per block of the ST-GCN / 2s-AGCN / CTR-GCN backbone.
@@ -14,7 +16,7 @@ def stage_schedule(in_channels: int, base_channels: int, num_blocks: int) -> lis
     relative depths (40 % and 70 %).
     """
     if num_blocks < 1:
-        raise ValueError("num_blocks must be at least 1")
+        raise ParameterError("num_blocks must be at least 1")
     steps = {int(0.4 * num_blocks), int(0.7 * num_blocks)} - {0}
     schedule, c_in, width = [], in_channels, base_channels
     for i in range(num_blocks):
@@ -78,7 +80,7 @@ class MultiScaleTemporalConv(nn.Module):
         super().__init__()
         n_branches = len(dilations) + 2
         if out_channels % n_branches:
-            raise ValueError(f"out_channels ({out_channels}) must be a multiple of the {n_branches} branches")
+            raise ParameterError(f"out_channels ({out_channels}) must be a multiple of the {n_branches} branches")
         bc = out_channels // n_branches
         self.branches = nn.ModuleList(
             nn.Sequential(
