@@ -372,13 +372,20 @@ class _Tree:
         r = pos[..., self.root, :]
         return _frame_from_two(pos[..., self.bone_child[a], :] - r, pos[..., self.bone_child[b], :] - r)
 
-    def ik(self, pos: torch.Tensor, *, fit_rest: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def ik(
+        self, pos: torch.Tensor, *, fit_rest: bool = False, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Positions ``(..., V, 3)`` → (root position, root 6-vector, joint angles ``(..., B, 2)``).
 
         ``fit_rest``: first set each bone's rest direction to its mean local direction over all of ``pos``
         (level by level, since a bone's local direction depends on its parent's rest direction).
+        ``lengths``: the bone lengths ``(..., B)`` the angles will be used with (e.g. the clean clip's). A bone
+        that is zero there gets angle 0, as :meth:`fk` gives it, even where ``pos`` stretched it a little:
+        otherwise the arbitrary direction of that tiny bone would rotate every bone below it.
         """
         pos = pos.to(self.dtype)
+        keep = None if lengths is None else (lengths > _MIN_BONE)[..., None].index_select(-2, self.bone_order)
+        start = 0
         f0 = self.root_frame(pos)
         prev_frames = f0[..., None, :, :]
         angles = []
@@ -387,6 +394,9 @@ class _Tree:
             vec = pos.index_select(-2, ch) - pos.index_select(-2, par)
             length = vec.norm(dim=-1, keepdim=True)
             ok = length > _MIN_BONE
+            if keep is not None:
+                ok = ok & keep[..., start : start + len(bones), :]
+            start += len(bones)
             local = (fp.transpose(-1, -2) @ vec[..., None])[..., 0] / length.clamp_min(1e-12)
             if fit_rest:
                 self._fit_rest(bones, local, ok)
@@ -606,7 +616,7 @@ class ManifoldProjector:
         self._check(clips, clean)
         with torch.no_grad():
             lengths = self.tree.lengths(_bodies(clean).to(self.device, torch.float64))
-            root, rot6, ang = self.tree.ik(_bodies(clips).to(self.device, torch.float64))
+            root, rot6, ang = self.tree.ik(_bodies(clips).to(self.device, torch.float64), lengths=lengths)
             self.tree.clamp_(ang, lengths)
         return (root, rot6, ang), lengths
 

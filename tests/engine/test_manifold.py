@@ -191,3 +191,28 @@ def test_projection_checks_shapes_and_skeleton(windows, limits):
         ManifoldProjector(limits).project(x, x[:, :, :30])
     with pytest.raises(Exception, match="joints"):
         ManifoldProjector(limits).project(x[:, :, :, :25], x[:, :, :, :25])
+
+
+def test_zero_length_bones_do_not_swing_the_bones_below_them(formats_dir):
+    """hdm05_25 (the published 25-joint layout) has zero-length hip bones when mapped from real HDM05 motion.
+
+    Noise stretches such a bone a little and gives it an arbitrary direction; the projection must not let that
+    direction rotate the whole leg (it once moved joints by more than a metre for 0.1 mm of noise).
+    """
+    from engine import io, skeletons
+
+    clip = io.load_clip(formats_dir / "hdm05" / "HDM_dg_06-03_03_120.amc")
+    sk = skeletons.get("hdm05_25")
+    pos = skeletons.map_positions(clip.positions, clip.skeleton, sk)
+    lengths = np.linalg.norm(pos[:, sk.bone_children] - pos[:, sk.bone_parents], axis=-1)
+    assert (lengths.max(0) < 1e-6).sum() >= 2  # the data really has zero-length bones
+    limits = estimate_joint_angle_limits(pos, sk)
+    clean = torch.tensor(pos, dtype=torch.float32).permute(2, 0, 1)[None, ..., None]  # (1, 3, T, V, 1)
+    projector = ManifoldProjector(limits)
+    torch.manual_seed(0)
+    for sigma in (1e-4, 5e-3):
+        noisy = clean + sigma * torch.randn_like(clean)
+        for out in (projector.nearest(noisy, clean), projector.project(noisy, clean, steps=20)):
+            moved = (out - noisy).norm(dim=1)
+            assert moved.max() < 20 * sigma + 1e-3, (sigma, moved.max())
+            assert (bone_lengths(out, sk) - bone_lengths(clean, sk)).abs().max() < 1e-5
