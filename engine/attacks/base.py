@@ -23,8 +23,7 @@ It returns an :class:`AttackResult`. Attacks are registered by name in :data:`AT
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +31,8 @@ import torch
 from torch import nn
 
 from engine.errors import AttackError, CancelledError
+from engine.modes import eval_mode
+from engine.registry import Registry
 
 ProgressFn = Callable[[int, int, dict], None]
 CancelFn = Callable[[], bool]
@@ -87,21 +88,6 @@ class Attack:
             return b.device
         return torch.device("cpu")
 
-    @contextlib.contextmanager
-    def _eval_mode(self) -> Iterator[None]:
-        """Put the model in eval mode and freeze its parameters; restore both afterwards."""
-        was_training = self.model.training
-        flags = [(p, p.requires_grad) for p in self.model.parameters()]
-        self.model.eval()
-        for p, _ in flags:
-            p.requires_grad_(False)
-        try:
-            yield
-        finally:
-            for p, flag in flags:
-                p.requires_grad_(flag)
-            self.model.train(was_training)
-
     def _tick(self, done: int, total: int, info: dict | None = None) -> None:
         if self.cancel is not None and self.cancel():
             raise CancelledError(f"{self.name} cancelled after {done} of {total} iterations")
@@ -125,7 +111,7 @@ class Attack:
                     "choose a different target"
                 )
         device = self.device
-        with self._eval_mode():
+        with eval_mode(self.model, freeze=True):
             result = self.run(
                 x.detach().to(device, torch.float32),
                 y.to(device),
@@ -137,24 +123,14 @@ class Attack:
         raise NotImplementedError
 
 
-ATTACKS: dict[str, type[Attack]] = {}
+ATTACKS: Registry[type[Attack]] = Registry("attack", AttackError)
 
 
 def register_attack(name: str) -> Callable[[type[Attack]], type[Attack]]:
-    def deco(cls: type[Attack]) -> type[Attack]:
-        if name in ATTACKS and ATTACKS[name] is not cls:
-            raise ValueError(f"attack name {name!r} registered twice")
-        cls.name = name
-        ATTACKS[name] = cls
-        return cls
-
-    return deco
+    return ATTACKS.register(name)
 
 
 def get_attack(name: str) -> type[Attack]:
     import engine.attacks  # noqa: F401  (registers the built-in attacks)
 
-    try:
-        return ATTACKS[name]
-    except KeyError:
-        raise AttackError(f"unknown attack {name!r}; available: {', '.join(sorted(ATTACKS))}") from None
+    return ATTACKS.lookup(name)

@@ -26,6 +26,8 @@ import numpy as np
 import torch
 
 from engine.errors import CancelledError, DefenceError
+from engine.modes import eval_mode
+from engine.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -115,17 +117,12 @@ def clean_accuracy(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 12
     """Accuracy of ``model`` (eval mode, restored afterwards) on windows ``x`` with labels ``y``."""
     if len(x) == 0:
         return float("nan")
-    was = model.training
-    model.eval()
-    dev = next(iter(list(model.parameters()) + list(model.buffers()))).device
     correct = 0
-    try:
-        with torch.no_grad():
-            for lo in range(0, len(x), batch_size):
-                pred = model(x[lo:lo + batch_size].to(dev)).argmax(1).cpu()
-                correct += int((pred == y[lo:lo + batch_size]).sum())
-    finally:
-        model.train(was)
+    with eval_mode(model), torch.no_grad():
+        dev = next(iter(list(model.parameters()) + list(model.buffers()))).device
+        for lo in range(0, len(x), batch_size):
+            pred = model(x[lo:lo + batch_size].to(dev)).argmax(1).cpu()
+            correct += int((pred == y[lo:lo + batch_size]).sum())
     return correct / len(x)
 
 
@@ -213,24 +210,14 @@ class Defence:
         raise NotImplementedError
 
 
-DEFENCES: dict[str, type[Defence]] = {}
+DEFENCES: Registry[type[Defence]] = Registry("defence", DefenceError)
 
 
 def register_defence(name: str) -> Callable[[type[Defence]], type[Defence]]:
-    def deco(cls: type[Defence]) -> type[Defence]:
-        if name in DEFENCES and DEFENCES[name] is not cls:
-            raise ValueError(f"defence name {name!r} registered twice")
-        cls.name = name
-        DEFENCES[name] = cls
-        return cls
-
-    return deco
+    return DEFENCES.register(name)
 
 
 def get_defence(name: str) -> type[Defence]:
     import engine.defenses  # noqa: F401  (registers the built-in defences)
 
-    try:
-        return DEFENCES[name]
-    except KeyError:
-        raise DefenceError(f"unknown defence {name!r}; available: {', '.join(sorted(DEFENCES))}") from None
+    return DEFENCES.lookup(name)

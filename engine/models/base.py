@@ -16,6 +16,8 @@ import torch
 from torch import nn
 
 from engine.errors import CheckpointError
+from engine.modes import eval_mode
+from engine.registry import Registry
 from engine.skeletons import Skeleton
 
 
@@ -56,37 +58,24 @@ def average_bodies(features: torch.Tensor, n: int, m: int) -> torch.Tensor:
     return features.reshape(n, m, -1).mean(dim=1)
 
 
-MODELS: dict[str, type[SkeletonNet]] = {}
+MODELS: Registry[type[SkeletonNet]] = Registry("architecture", CheckpointError, name_attribute="arch_name")
 
 
 def register_model(name: str) -> Callable[[type[SkeletonNet]], type[SkeletonNet]]:
-    def deco(cls: type[SkeletonNet]) -> type[SkeletonNet]:
-        if name in MODELS and MODELS[name] is not cls:
-            raise ValueError(f"model name {name!r} registered twice")
-        cls.arch_name = name
-        MODELS[name] = cls
-        return cls
-
-    return deco
+    return MODELS.register(name)
 
 
 def build_model(name: str, skeleton: Skeleton, num_classes: int, **kwargs: Any) -> SkeletonNet:
     import engine.models  # noqa: F401  (registers the built-in architectures)
 
-    try:
-        cls = MODELS[name]
-    except KeyError:
-        raise CheckpointError(f"unknown architecture {name!r}; available: {', '.join(sorted(MODELS))}") from None
-    return cls(skeleton, num_classes, **kwargs)
+    return MODELS.lookup(name)(skeleton, num_classes, **kwargs)
 
 
 def preset_kwargs(name: str, width: str = "paper") -> dict[str, Any]:
     """Constructor keywords of architecture ``name`` for a named width preset (``"paper"`` or ``"small"``)."""
     import engine.models  # noqa: F401
 
-    if name not in MODELS:
-        raise CheckpointError(f"unknown architecture {name!r}; available: {', '.join(sorted(MODELS))}")
-    presets = MODELS[name].PRESETS
+    presets = MODELS.lookup(name).PRESETS
     if width not in presets:
         raise CheckpointError(f"architecture {name!r} has no width preset {width!r}; choose one of {sorted(presets)}")
     return dict(presets[width])
@@ -145,12 +134,8 @@ class Classifier(nn.Module):
 
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        was = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             return torch.softmax(self(x.to(self.mean.device)), dim=-1)
-        finally:
-            self.train(was)
 
     @property
     def forward_passes_per_prediction(self) -> int:
