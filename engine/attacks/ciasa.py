@@ -33,7 +33,6 @@ Defaults (ours; the paper's values are for its normalised NTU/Kinetics coordinat
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -42,8 +41,9 @@ from torch import nn
 
 from engine.attacks.base import Attack, AttackResult, register_attack
 from engine.attacks.common import (
-    STRATEGIES,
+    IterativeState,
     check_strategy,
+    check_strategy_name,
     model_fps,
     model_skeleton,
     per_frame_normalise,
@@ -117,8 +117,7 @@ class CIASA(Attack):
         cancel=None,
     ) -> None:
         super().__init__(model, progress=progress, cancel=cancel)
-        if strategy not in STRATEGIES:
-            raise AttackError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        check_strategy_name(strategy)
         if eps <= 0 or iterations < 1 or smooth_weight < 0 or gan_weight < 0:
             raise AttackError("eps must be > 0, iterations >= 1 and the weights >= 0")
         self.skeleton = model_skeleton(model, skeleton)
@@ -206,7 +205,6 @@ class CIASA(Attack):
 
     # -- the attack ------------------------------------------------------------------------------------------
     def run(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> AttackResult:
-        n = x.shape[0]
         check_strategy(self.strategy, self.top_n, getattr(self.model, "num_classes", None), target)
         if x.shape[3] != self.skeleton.num_joints:
             raise AttackError(f"clips have {x.shape[3]} joints, skeleton {self.skeleton.name!r} has {self.skeleton.num_joints}")
@@ -231,18 +229,9 @@ class CIASA(Attack):
         dt = 1.0 / self.fps
         tie = self._coincident_parent(x)
         delta = torch.zeros_like(x)
-        result_delta = torch.zeros_like(x)
-        first_success = torch.full((n,), -1, dtype=torch.long, device=device)
-        result_pred = torch.full((n,), -1, dtype=torch.long, device=device)
-        last_pred = torch.full((n,), -1, dtype=torch.long, device=device)
-        done = torch.zeros(n, dtype=torch.bool, device=device)
-        queries = torch.zeros(n, dtype=torch.long, device=device)
-        history: dict[str, list] = {"Lc": [], "smooth": [], "gan": [], "pred": []}
+        state = IterativeState(x, history_keys=("Lc", "smooth", "gan"))
 
-        for it in range(self.iterations + 1):
-            final = it == self.iterations
-            if bool(done.all()):
-                break
+        for it, final in state.steps(self.iterations):
             d = delta.detach().requires_grad_(not final)
             with torch.set_grad_enabled(not final):
                 x_adv = x + d
@@ -250,18 +239,9 @@ class CIASA(Attack):
                 lc = strategy_class_loss(logits, y, self.strategy, self.top_n, target)
                 smooth = dynamics_loss(x, x_adv, [0.0, 0.0, 1.0], dt, reduction="none")
                 gan = F.softplus(-self.discriminator(x_adv)) if self.gan_weight > 0 else torch.zeros_like(lc)
-            queries += (~done).long()
             with torch.no_grad():
-                pred = logits.argmax(1)
-                adv = strategy_success(logits, y, self.strategy, self.top_n, target) & ~done
-                for key, val in (("Lc", lc), ("smooth", smooth), ("gan", gan)):
-                    history[key].append(torch.where(done, math.nan, val.detach()).tolist())
-                history["pred"].append(torch.where(done, -1, pred).tolist())
-                last_pred = torch.where(done, last_pred, pred)
-                first_success = torch.where(adv & (first_success < 0), it, first_success)
-                result_delta = torch.where(adv.view(-1, 1, 1, 1, 1), d.detach(), result_delta)
-                result_pred = torch.where(adv, pred, result_pred)
-                done = done | adv
+                success = strategy_success(logits, y, self.strategy, self.top_n, target)
+                state.observe(it, d, logits.argmax(1), success, Lc=lc, smooth=smooth, gan=gan)
             if final:
                 break
             (g_c,) = torch.autograd.grad(lc.sum(), d, retain_graph=True)
@@ -278,22 +258,12 @@ class CIASA(Attack):
                 # absent performers stay all-zero; the projection may move joints outside ``joints`` to keep
                 # bone lengths (the constraints come first)
                 projected = (projector.nearest(x + stepped, x) - x) * present
-                delta = torch.where(done.view(-1, 1, 1, 1, 1), d.detach(), projected)
+                delta = torch.where(state.done.view(-1, 1, 1, 1, 1), d.detach(), projected)
                 if self.gan_weight > 0:
-                    active = ~done
+                    active = ~state.done
                     if bool(active.any()):
                         clean_real = x[active] if self.disc_data is None else real
                         self._train_discriminator(clean_real, gen, 1, opt, fake=(x + delta)[active])
-            self._tick(it + 1, self.iterations, {"active": int((~done).sum())})
+            self._tick(it + 1, self.iterations, {"active": int((~state.done).sum())})
 
-        succeeded = first_success >= 0
-        out = torch.where(succeeded.view(-1, 1, 1, 1, 1), result_delta, delta)
-        return AttackResult(
-            adversarial=(x + out).detach().cpu(),
-            success=succeeded.cpu(),
-            iterations=torch.where(succeeded, first_success, self.iterations).cpu(),
-            predictions=torch.where(succeeded, result_pred, last_pred).cpu(),
-            queries=queries.cpu(),
-            history=history,
-            params=self.params,
-        )
+        return state.result(x, delta, self.iterations, self.params)

@@ -13,9 +13,13 @@ Strategies (used by SMART, I-FGSM/PGD, MI-FGSM and CIASA alike):
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 
+from engine.attacks.base import AttackResult
 from engine.errors import AttackError
 from engine.skeletons import Skeleton
 
@@ -49,7 +53,7 @@ def strategy_success(logits: torch.Tensor, y: torch.Tensor, strategy: str, top_n
         return (logits > true_logit).sum(dim=1) >= top_n
     if strategy == "sa":
         return logits.argmax(dim=1) == target
-    raise AttackError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    raise _unknown_strategy(strategy)
 
 
 def strategy_class_loss(logits: torch.Tensor, y: torch.Tensor, strategy: str, top_n: int, target) -> torch.Tensor:
@@ -63,12 +67,22 @@ def strategy_class_loss(logits: torch.Tensor, y: torch.Tensor, strategy: str, to
         others = logits.scatter(1, y[:, None], float("-inf"))
         nth = others.topk(top_n, dim=1).values[:, -1]
         return true_logit - nth
-    raise AttackError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    raise _unknown_strategy(strategy)
+
+
+def _unknown_strategy(strategy: str) -> AttackError:
+    return AttackError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+
+
+def check_strategy_name(strategy: str) -> None:
+    """Raise :class:`AttackError` unless ``strategy`` is one of :data:`STRATEGIES` (attack constructors)."""
+    if strategy not in STRATEGIES:
+        raise _unknown_strategy(strategy)
 
 
 def check_strategy(strategy: str, top_n: int, num_classes: int | None, target) -> None:
-    if strategy not in STRATEGIES:
-        raise AttackError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    """Check a strategy against the call: its target and ``top_n`` for a model of ``num_classes`` classes."""
+    check_strategy_name(strategy)
     if strategy == "sa" and target is None:
         raise AttackError("the SA strategy needs a target class (target=...)")
     if strategy != "sa" and target is not None:
@@ -118,3 +132,71 @@ class Budget:
             norm = delta.square().sum(dim=(1, 3), keepdim=True).sqrt()
             delta = delta * torch.clamp(eps / (norm + 1e-12), max=1.0)
         return delta
+
+
+class IterativeState:
+    """Per-sample bookkeeping of an iterative attack whose samples stop on their own (SMART, I-FGSM, CIASA).
+
+    ``first_success`` (N,): the iteration of each sample's first success, −1 before it; ``best_delta`` and
+    ``best_pred``: the perturbation returned for a successful sample and its prediction; ``last_pred``: the
+    prediction at each sample's last evaluated iterate; ``done``: the samples that stopped; ``queries``: the model
+    evaluations of each sample; ``history``: per-iteration lists of N values (``history_keys`` and ``"pred"``).
+    """
+
+    def __init__(self, x: torch.Tensor, history_keys: tuple[str, ...] = ()) -> None:
+        n, device = x.shape[0], x.device
+        self.first_success = torch.full((n,), -1, dtype=torch.long, device=device)
+        self.best_delta = torch.zeros_like(x)
+        self.best_pred = torch.full((n,), -1, dtype=torch.long, device=device)
+        self.last_pred = torch.full((n,), -1, dtype=torch.long, device=device)
+        self.done = torch.zeros(n, dtype=torch.bool, device=device)
+        self.queries = torch.zeros(n, dtype=torch.long, device=device)
+        self.history: dict[str, list] = {key: [] for key in (*history_keys, "pred")}
+
+    def steps(self, iterations: int) -> Iterator[tuple[int, bool]]:
+        """``(it, final)`` for ``it`` = 0 … ``iterations`` while any sample is still active: every iteration
+        evaluates the iterate, all but the ``final`` one then take a step."""
+        for it in range(iterations + 1):
+            if bool(self.done.all()):
+                return
+            yield it, it == iterations
+
+    def observe(
+        self, it: int, delta: torch.Tensor, pred: torch.Tensor, success: torch.Tensor, *, stop: bool = True,
+        **values: torch.Tensor,
+    ) -> None:
+        """Record iteration ``it`` (all N samples evaluated at ``x + delta``; ``success`` per the strategy).
+
+        Counts a query for every active sample and appends ``values`` and ``pred`` to the history (NaN / −1 for
+        samples that had stopped). An active sample that is adversarial now keeps ``delta`` and ``pred`` as its
+        result (the latest adversarial iterate wins) and its first success is noted; with ``stop`` it stops.
+        """
+        done = self.done
+        self.queries += (~done).long()
+        adv = success & ~done
+        for key, value in values.items():
+            self.history[key].append(torch.where(done, math.nan, value.detach()).tolist())
+        self.history["pred"].append(torch.where(done, -1, pred).tolist())
+        self.last_pred = torch.where(done, self.last_pred, pred)
+        self.first_success = torch.where(adv & (self.first_success < 0), it, self.first_success)
+        self.best_delta = torch.where(adv.view(-1, 1, 1, 1, 1), delta.detach(), self.best_delta)
+        self.best_pred = torch.where(adv, pred, self.best_pred)
+        if stop:
+            self.done = done | adv
+
+    def result(
+        self, x: torch.Tensor, delta: torch.Tensor, iterations: int, params: dict, history: dict | None = None
+    ) -> AttackResult:
+        """The :class:`AttackResult`: a successful sample gets ``best_delta``, the others their last ``delta``;
+        ``iterations`` is reported for the samples that never succeeded. ``history`` replaces the recorded one."""
+        succeeded = self.first_success >= 0
+        out = torch.where(succeeded.view(-1, 1, 1, 1, 1), self.best_delta, delta)
+        return AttackResult(
+            adversarial=(x + out).detach().cpu(),
+            success=succeeded.cpu(),
+            iterations=torch.where(succeeded, self.first_success, iterations).cpu(),
+            predictions=torch.where(succeeded, self.best_pred, self.last_pred).cpu(),
+            queries=self.queries.cpu(),
+            history=self.history if history is None else history,
+            params=params,
+        )

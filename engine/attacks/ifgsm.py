@@ -21,12 +21,17 @@ Absent (all-zero) performers are never perturbed.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from engine.attacks.base import Attack, AttackResult, register_attack
-from engine.attacks.common import STRATEGIES, check_strategy, present_performers, strategy_class_loss, strategy_success
+from engine.attacks.common import (
+    IterativeState,
+    check_strategy,
+    check_strategy_name,
+    present_performers,
+    strategy_class_loss,
+    strategy_success,
+)
 from engine.errors import AttackError
 
 
@@ -63,8 +68,7 @@ class IFGSM(Attack):
         cancel=None,
     ) -> None:
         super().__init__(model, progress=progress, cancel=cancel)
-        if strategy not in STRATEGIES:
-            raise AttackError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        check_strategy_name(strategy)
         if norm not in ("linf", "l2"):
             raise AttackError(f"norm must be 'linf' or 'l2', got {norm!r}")
         if eps <= 0 or iterations < 1:
@@ -127,42 +131,20 @@ class IFGSM(Attack):
 
     # -- the attack ------------------------------------------------------------------------------------------
     def run(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> AttackResult:
-        n = x.shape[0]
         check_strategy(self.strategy, self.top_n, getattr(self.model, "num_classes", None), target)
         present = present_performers(x)
         delta = self.random_init(x) * present if self.random_start else torch.zeros_like(x)
         velocity = torch.zeros_like(x) if self.momentum else None
-        first_success = torch.full((n,), -1, dtype=torch.long, device=x.device)
-        result_delta = delta.clone()
-        result_pred = torch.full((n,), -1, dtype=torch.long, device=x.device)
-        last_pred = torch.full((n,), -1, dtype=torch.long, device=x.device)
-        queries = torch.zeros(n, dtype=torch.long, device=x.device)
-        done = torch.zeros(n, dtype=torch.bool, device=x.device)
-        hist_lc: list[list[float]] = []
-        hist_pred: list[list[int]] = []
+        state = IterativeState(x, history_keys=("Lc",))
 
-        for it in range(self.iterations + 1):
-            final = it == self.iterations
-            if bool(done.all()):
-                break
+        for it, final in state.steps(self.iterations):
             d = delta.detach().requires_grad_(not final)
             with torch.set_grad_enabled(not final):
                 logits = self.model(x + d)
                 lc = strategy_class_loss(logits, y, self.strategy, self.top_n, target)
-            queries += (~done).long()
             with torch.no_grad():
-                pred = logits.argmax(1)
-                adv = strategy_success(logits, y, self.strategy, self.top_n, target) & ~done
-                hist_lc.append(torch.where(done, math.nan, lc.detach()).tolist())
-                hist_pred.append(torch.where(done, -1, pred).tolist())
-                last_pred = torch.where(done, last_pred, pred)
-                new_success = adv & (first_success < 0)
-                first_success = torch.where(new_success, it, first_success)
-                keep = adv.view(-1, 1, 1, 1, 1)
-                result_delta = torch.where(keep, d.detach(), result_delta)
-                result_pred = torch.where(adv, pred, result_pred)
-                if self.early_stop:
-                    done = done | adv
+                success = strategy_success(logits, y, self.strategy, self.top_n, target)
+                state.observe(it, d, logits.argmax(1), success, stop=self.early_stop, Lc=lc)
             if final:
                 break
             (g,) = torch.autograd.grad(lc.sum(), d)
@@ -170,17 +152,7 @@ class IFGSM(Attack):
                 g, velocity = self.momentum_update(g, velocity)
                 step = self.step_size * self.steepest(g) * present
                 new = self.project(d.detach() - step)
-                delta = torch.where(done.view(-1, 1, 1, 1, 1), d.detach(), new)
-            self._tick(it + 1, self.iterations, {"active": int((~done).sum())})
+                delta = torch.where(state.done.view(-1, 1, 1, 1, 1), d.detach(), new)
+            self._tick(it + 1, self.iterations, {"active": int((~state.done).sum())})
 
-        succeeded = first_success >= 0
-        out = torch.where(succeeded.view(-1, 1, 1, 1, 1), result_delta, delta)
-        return AttackResult(
-            adversarial=(x + out).detach().cpu(),
-            success=succeeded.cpu(),
-            iterations=torch.where(succeeded, first_success, self.iterations).cpu(),
-            predictions=torch.where(succeeded, result_pred, last_pred).cpu(),
-            queries=queries.cpu(),
-            history={"Lc": hist_lc, "pred": hist_pred},
-            params=self.params,
-        )
+        return state.result(x, delta, self.iterations, self.params)

@@ -91,9 +91,10 @@ import torch
 
 from engine.attacks.base import Attack, AttackResult, register_attack
 from engine.attacks.common import (
-    STRATEGIES,
     Budget,
+    IterativeState,
     check_strategy,
+    check_strategy_name,
     model_fps,
     model_skeleton,
     per_frame_normalise,
@@ -188,8 +189,7 @@ class SMART(Attack):
     ) -> None:
         super().__init__(model, progress=progress, cancel=cancel)
         self.skeleton = model_skeleton(model, skeleton)
-        if strategy not in STRATEGIES:
-            raise AttackError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        check_strategy_name(strategy)
         if update not in ("gd", "adam"):
             raise AttackError(f"update must be 'gd' or 'adam', got {update!r}")
         if not 0.0 <= w <= 1.0 or not 0.0 <= alpha <= 1.0:
@@ -262,13 +262,8 @@ class SMART(Attack):
         clean_lengths = bone_lengths(x, self.skeleton)  # computed once, reused every iteration
 
         delta = torch.zeros_like(x)
-        best_delta = torch.zeros_like(x)
+        state = IterativeState(x)  # updated in place here: SMART keeps the adversarial iterate of lowest Lp
         best_lp = torch.full((n,), math.inf, device=device)
-        best_pred = torch.full((n,), -1, dtype=torch.long, device=device)
-        last_pred = torch.full((n,), -1, dtype=torch.long, device=device)
-        first_success = torch.full((n,), -1, dtype=torch.long, device=device)
-        done = torch.zeros(n, dtype=torch.bool, device=device)
-        queries = torch.zeros(n, dtype=torch.long, device=device)
         if self.update == "adam":
             adam_m = torch.zeros_like(x)
             adam_v = torch.zeros_like(x)
@@ -277,12 +272,9 @@ class SMART(Attack):
         all_idx = torch.arange(n, device=device)
         w, lr = self.w, self.lr
 
-        for it in range(self.iterations + 1):
-            final = it == self.iterations
-            if bool(done.all()):
-                break
-            full = not bool(done.any())
-            idx = all_idx if full else torch.nonzero(~done).squeeze(1)
+        for it, final in state.steps(self.iterations):
+            full = not bool(state.done.any())
+            idx = all_idx if full else torch.nonzero(~state.done).squeeze(1)
             xs = x if full else x[idx]
             ys = y if full else y[idx]
             ts = None if target is None else (target if full else target[idx])
@@ -293,24 +285,24 @@ class SMART(Attack):
                 logits = self.model(x_adv)
                 lc = strategy_class_loss(logits, ys, self.strategy, self.top_n, ts)
                 lp, l_dyn, l_bl = self.perceptual_terms(xs, x_adv, clean_lengths if full else clean_lengths[idx])
-            queries[idx] += 1
+            state.queries[idx] += 1
             with torch.no_grad():
                 pred = logits.argmax(dim=1)
                 adv_now = strategy_success(logits, ys, self.strategy, self.top_n, ts)
                 history.add(idx, Lc=lc, Lp=lp, l_dyn=l_dyn, l_bl=l_bl, pred=pred)
-                last_pred[idx] = pred
+                state.last_pred[idx] = pred
                 # keep the least perceptible adversarial iterate of every sample
                 improve = adv_now & (lp.detach() < best_lp[idx])
                 if bool(improve.any()):  # rare before the first successes: skip the copies otherwise
                     sel = idx[improve]
                     best_lp[sel] = lp.detach()[improve]
-                    best_pred[sel] = pred[improve]
-                    best_delta[sel] = d.detach()[improve]
-                fs = first_success[idx]
+                    state.best_pred[sel] = pred[improve]
+                    state.best_delta[sel] = d.detach()[improve]
+                fs = state.first_success[idx]
                 fs = torch.where(adv_now & (fs < 0), torch.full_like(fs, it), fs)
-                first_success[idx] = fs
+                state.first_success[idx] = fs
                 finished = (fs >= 0) & (it - fs >= self.refine_steps)
-                done[idx] = finished
+                state.done[idx] = finished
             if final:
                 break
 
@@ -348,19 +340,7 @@ class SMART(Attack):
                             adversarial=x_adv.detach())
             self._tick(it + 1, self.iterations, info)
 
-        succeeded = first_success >= 0
-        out_delta = torch.where(succeeded.view(-1, 1, 1, 1, 1), best_delta, delta)
-        predictions = torch.where(succeeded, best_pred, last_pred)
-        iterations = torch.where(succeeded, first_success, torch.full_like(first_success, self.iterations))
-        return AttackResult(
-            adversarial=(x + out_delta).detach().cpu(),
-            success=succeeded.cpu(),
-            iterations=iterations.cpu(),
-            predictions=predictions.cpu(),
-            queries=queries.cpu(),
-            history=history.assemble(),
-            params=self.params,
-        )
+        return state.result(x, delta, self.iterations, self.params, history=history.assemble())
 
     @staticmethod
     def _adam(direction, idx, full, m_all, v_all, t_all, b1=0.9, b2=0.999, eps=1e-8):
