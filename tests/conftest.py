@@ -103,3 +103,15 @@ def demo_classifier():
     if not path.is_file():
         pytest.skip(f"demo checkpoint {path} is absent")
     return load_classifier(path)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op torch thread for the test, restored afterwards: on two shared CPU cores that is much faster
+    than oversubscribing them (modules opt in with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

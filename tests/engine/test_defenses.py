@@ -26,13 +26,7 @@ T = 12
 K = 4
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Two shared CPU cores: one intra-op thread is much faster than oversubscribing them."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
