@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,23 @@ def _clean_env(**extra: str) -> dict[str, str]:
 def torchrun(args: list[str], nproc: int = 2, cwd: Path | None = None, timeout: float = 240):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", *args]
     return subprocess.run(cmd, cwd=cwd or REPO, env=_clean_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def skelviz_alone_then_under_torchrun(args: Callable[[Path], list[str]], single: Path, multi: Path):
+    """Run ``python -m skelviz *args(single)`` in one process, then ``*args(multi)`` under torchrun on two ranks;
+    both must succeed. Returns the torchrun process (its output tells what the ranks reported)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "skelviz", *args(single)],
+        cwd=REPO,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = torchrun(["-m", "skelviz", *args(multi)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
 
 
 # -- pure sharding ----------------------------------------------------------------------------------------
@@ -315,17 +333,7 @@ def _read_attack_dir(out: Path) -> tuple[dict, dict, dict]:
 @pytest.mark.slow
 def test_attack_under_torchrun_writes_the_files_of_a_single_process_run(tmp_path):
     single, multi = tmp_path / "single", tmp_path / "multi"
-    proc = subprocess.run(
-        [sys.executable, "-m", "skelviz", *_attack_args(single)],
-        cwd=REPO,
-        env=_clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    proc = torchrun(["-m", "skelviz", *_attack_args(multi)])
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = skelviz_alone_then_under_torchrun(_attack_args, single, multi)
     assert "2 ranks (gloo)" in proc.stderr
     assert proc.stdout.count('"success_rate"') == 1  # only rank 0 reports
 
@@ -384,17 +392,7 @@ def test_robustness_under_torchrun_writes_the_reports_of_a_single_process_run(tm
         ]
 
     single, multi = tmp_path / "single", tmp_path / "multi"
-    proc = subprocess.run(
-        [sys.executable, "-m", "skelviz", *args(single)],
-        cwd=REPO,
-        env=_clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    proc = torchrun(["-m", "skelviz", *args(multi)])
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = skelviz_alone_then_under_torchrun(args, single, multi)
     assert proc.stdout.count("wrote 1 model report") == 1  # only rank 0 reports
     assert sorted(p.name for p in multi.iterdir()) == sorted(p.name for p in single.iterdir())
     one = _without_timings(json.loads((single / "demo_stgcn.json").read_text()))
@@ -454,17 +452,7 @@ def test_beat_under_torchrun_is_data_parallel_sgd_on_the_same_chain(tmp_path, sm
         ]
 
     single, multi = tmp_path / "single.pt", tmp_path / "multi.pt"
-    proc = subprocess.run(
-        [sys.executable, "-m", "skelviz", *args(single)],
-        cwd=REPO,
-        env=_clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    proc = torchrun(["-m", "skelviz", *args(multi)])
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = skelviz_alone_then_under_torchrun(args, single, multi)
     assert proc.stdout.count("2 ranks, data-parallel") == 1  # rank 0 alone writes and reports
 
     from engine.models.checkpoint import load_classifier
