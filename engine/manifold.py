@@ -70,6 +70,7 @@ from engine.skeletons import Skeleton
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "CleanReference",
     "DEFAULT_MARGIN",
     "LIMITS_SUFFIX",
     "JointLimits",
@@ -82,6 +83,7 @@ __all__ = [
     "project_to_manifold",
     "save_limits_beside",
     "tangent_basis",
+    "widen_limits",
 ]
 
 DEFAULT_MARGIN = math.radians(5.0)
@@ -148,14 +150,24 @@ class JointLimits:
             free[b, 1] = False
         return free
 
-    def violation(self, angles):
-        """How far (radians, ≥ 0) each angle ``(..., B, 2)`` lies outside its limits."""
+    def violation(self, angles, clean=None):
+        """How far (radians, ≥ 0) each angle ``(..., T, B, 2)`` lies outside its limits.
+
+        ``clean``: the joint angles ``(..., T, B, 2)`` of the clean motion each sequence was made from; its own
+        range (over its frames) then counts as inside (see :func:`widen_limits`).
+        """
         if isinstance(angles, torch.Tensor):
             lo = torch.as_tensor(self.lower, dtype=angles.dtype, device=angles.device)
             hi = torch.as_tensor(self.upper, dtype=angles.dtype, device=angles.device)
+            if clean is not None:
+                lo, hi = widen_limits(lo, hi, torch.as_tensor(clean, dtype=angles.dtype, device=angles.device))
             return torch.maximum(lo - angles, angles - hi).clamp_min(0)
         angles = np.asarray(angles)
-        return np.maximum(np.maximum(self.lower - angles, angles - self.upper), 0.0)
+        lo, hi = self.lower, self.upper
+        if clean is not None:
+            lo, hi = (t.numpy() for t in widen_limits(torch.as_tensor(lo), torch.as_tensor(hi),
+                                                      torch.as_tensor(np.asarray(clean, dtype=np.float64))))
+        return np.maximum(np.maximum(lo - angles, angles - hi), 0.0)
 
     # -- serialisation --------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -232,6 +244,17 @@ def tangent_basis(rest: np.ndarray) -> np.ndarray:
     u /= np.linalg.norm(u, axis=-1, keepdims=True)
     w = np.cross(rest, u)
     return np.stack([u, w], axis=-2)
+
+
+def widen_limits(lower: torch.Tensor, upper: torch.Tensor, clean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sequence limits ``(..., 1, B, 2)``: ``lower``/``upper`` ``(B, 2)`` widened to include the range of the
+    clean joint angles ``(..., T, B, 2)`` over their frames.
+
+    The clean motion is natural by definition, so the manifold of an attack on it must contain it; limits
+    estimated from other data (other performers, other takes) can leave parts of it outside, and clamping to them
+    would move the clean motion itself (seen: up to 3.5 m over a 60-frame cmu8 test window).
+    """
+    return torch.minimum(lower, clean.amin(-3, keepdim=True)), torch.maximum(upper, clean.amax(-3, keepdim=True))
 
 
 def limits_path_beside(path: str | Path) -> Path:
@@ -409,6 +432,51 @@ class _Tree:
         rot6 = torch.cat([f0[..., :, 0], f0[..., :, 1]], dim=-1)
         return pos[..., self.root, :].clone(), rot6, angles
 
+    def nearest(
+        self, pos: torch.Tensor, lengths: torch.Tensor, box=None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Manifold parameters of a pose sequence close to ``pos`` ``(..., V, 3)``: bone lengths ``lengths``,
+        angles inside ``box`` (default: the limits).
+
+        Bone by bone down the tree, each bone points from its already placed parent joint towards the target
+        position of its child, with its angles clamped in the frame its clamped parent really has. (Clamping
+        after a plain :meth:`ik` would keep the children's local angles, so that clamping a short bone near the
+        root swung everything below it.) A pose that is already on the manifold comes back unchanged.
+        """
+        pos = pos.to(self.dtype)
+        lo, hi = (self.lo, self.hi) if box is None else box
+        lo = lo.expand(*pos.shape[:-2], *lo.shape[-2:]).index_select(-2, self.bone_order)
+        hi = hi.expand(*pos.shape[:-2], *hi.shape[-2:]).index_select(-2, self.bone_order)
+        keep = (lengths > _MIN_BONE)[..., None].index_select(-2, self.bone_order)
+        ordered_lengths = lengths.index_select(-1, self.bone_order)
+        f0 = self.root_frame(pos)
+        prev_frames, prev_pos = f0[..., None, :, :], pos[..., self.root, None, :]
+        angles, start = [], 0
+        for bones, slot, _, ch in self.levels:
+            n = len(bones)
+            fp = prev_frames.index_select(-3, slot)
+            pp = prev_pos.index_select(-2, slot)
+            vec = pos.index_select(-2, ch) - pp
+            length = vec.norm(dim=-1, keepdim=True)
+            ok = (length > _MIN_BONE) & keep[..., start : start + n, :]
+            local = (fp.transpose(-1, -2) @ vec[..., None])[..., 0] / length.clamp_min(1e-12)
+            rest, axes = self.rest[bones], self.axes[bones]
+            omega = torch.where(ok, _swing(rest, local), torch.zeros_like(local))
+            ang = (omega[..., None, :] * axes).sum(-1) * self.free[bones]
+            ang = torch.minimum(torch.maximum(ang, lo[..., start : start + n, :]), hi[..., start : start + n, :])
+            norm = ang.norm(dim=-1, keepdim=True)
+            ang = ang * torch.where(norm > _MAX_SWING, _MAX_SWING / norm.clamp_min(1e-12), torch.ones_like(norm))
+            ang = ang * keep[..., start : start + n, :]
+            frames = fp @ _exp_so3((ang[..., None] * axes).sum(-2))
+            direction = (frames * rest[:, None, :]).sum(-1)
+            prev_pos = pp + ordered_lengths[..., start : start + n, None] * direction
+            prev_frames = frames
+            angles.append(ang)
+            start += n
+        angles = torch.cat(angles, dim=-2).index_select(-2, self.bone_unpermute)
+        rot6 = torch.cat([f0[..., :, 0], f0[..., :, 1]], dim=-1)
+        return pos[..., self.root, :].clone(), rot6, angles
+
     def _fit_rest(self, bones: torch.Tensor, local: torch.Tensor, ok: torch.Tensor) -> None:
         mean = (local * ok).reshape(-1, *local.shape[-2:]).sum(0)
         if self.frame_bones is not None:
@@ -442,10 +510,19 @@ class _Tree:
             start += n
         return torch.cat(out, dim=-2).index_select(-2, self.unpermute)
 
-    def clamp_(self, angles: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """Put angles inside their (slightly shrunk) limits and swing magnitudes below π, in place."""
-        torch.maximum(angles, self.lo, out=angles)
-        torch.minimum(angles, self.hi, out=angles)
+    def box(self, clean_angles: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The clamp box: the limits (a little inside), widened by the clean angles' own range if given."""
+        if clean_angles is None:
+            return self.lo, self.hi
+        lo, hi = widen_limits(self.lo, self.hi, clean_angles)
+        return lo * self.free, hi * self.free
+
+    def clamp_(self, angles: torch.Tensor, lengths: torch.Tensor | None = None, box=None) -> torch.Tensor:
+        """Put angles inside their (slightly shrunk) limits, or ``box`` = (lower, upper), and swing magnitudes
+        below π, in place."""
+        lo, hi = (self.lo, self.hi) if box is None else box
+        torch.maximum(angles, lo, out=angles)
+        torch.minimum(angles, hi, out=angles)
         norm = angles.norm(dim=-1, keepdim=True)
         angles.mul_(torch.where(norm > _MAX_SWING, _MAX_SWING / norm.clamp_min(1e-12), torch.ones_like(norm)))
         if lengths is not None:
@@ -573,6 +650,18 @@ DEFAULT_STEPS = 100
 DEFAULT_LR = 0.01
 
 
+@dataclass(frozen=True)
+class CleanReference:
+    """Per clean clip: bone lengths ``(N, M, T, B)`` and the clamp box ``lower``/``upper`` ``(N, M, 1, B, 2)``."""
+
+    lengths: torch.Tensor
+    lower: torch.Tensor
+    upper: torch.Tensor
+
+    def __getitem__(self, idx) -> CleanReference:
+        return CleanReference(self.lengths[idx], self.lower[idx], self.upper[idx])
+
+
 class ManifoldProjector:
     """Batched projection onto BASAR's manifold of a clean clip, on one device (see the module docstring).
 
@@ -611,23 +700,35 @@ class ManifoldProjector:
                 f"{self.limits.skeleton.name!r} ({self.limits.skeleton.num_joints} joints)"
             )
 
-    def params(self, clips: torch.Tensor, clean: torch.Tensor):
-        """Manifold parameters (root, root 6-vector, clamped angles) of ``clips`` and the clean bone lengths."""
-        self._check(clips, clean)
+    def reference(self, clean: torch.Tensor) -> CleanReference:
+        """What the manifold of each clean clip needs, computed once: bone lengths and the clamp box (the limits
+        widened by the clip's own angles). Index it like the clips (``ref[idx]``) and pass it as ``ref=`` to
+        :meth:`params`, :meth:`nearest` and :meth:`project` to save recomputing it on every call."""
         with torch.no_grad():
-            lengths = self.tree.lengths(_bodies(clean).to(self.device, torch.float64))
-            root, rot6, ang = self.tree.ik(_bodies(clips).to(self.device, torch.float64), lengths=lengths)
-            self.tree.clamp_(ang, lengths)
-        return (root, rot6, ang), lengths
+            b = _bodies(clean).to(self.device, torch.float64)
+            lengths = self.tree.lengths(b)
+            lo, hi = self.tree.box(self.tree.ik(b, lengths=lengths)[2])
+        return CleanReference(lengths, lo, hi)
+
+    def params(self, clips: torch.Tensor, clean: torch.Tensor, ref: CleanReference | None = None):
+        """Manifold parameters (root, root 6-vector, angles) of the point of the manifold of ``clean`` nearest
+        ``clips`` (:meth:`_Tree.nearest`: clean bone lengths, angles inside the limits widened by the clean
+        clip's own range), and the clean bone lengths. ``ref``: :meth:`reference` of ``clean``."""
+        self._check(clips, clean)
+        ref = self.reference(clean) if ref is None else ref
+        with torch.no_grad():
+            params = self.tree.nearest(_bodies(clips).to(self.device, torch.float64), ref.lengths, (ref.lower, ref.upper))
+        return params, ref.lengths
 
     def positions(self, params, lengths: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Clips (N, 3, T, V, M) from manifold parameters (always on the manifold)."""
         with torch.no_grad():
             return _clips(self.tree.fk(*params, lengths)).to(dtype)
 
-    def nearest(self, adversarial: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
-        """The cheap projection (``w = 0``, no optimisation): clean bone lengths, angles clamped to limits."""
-        params, lengths = self.params(adversarial, clean)
+    def nearest(self, adversarial: torch.Tensor, clean: torch.Tensor, ref: CleanReference | None = None) -> torch.Tensor:
+        """The cheap projection (``w = 0``, no optimisation): clean bone lengths, angles clamped to the limits
+        (widened by the clean clip's own range), bone by bone down the tree (:meth:`_Tree.nearest`)."""
+        params, lengths = self.params(adversarial, clean, ref)
         return self.positions(params, lengths, adversarial.dtype)
 
     def project(
@@ -638,6 +739,7 @@ class ManifoldProjector:
         *,
         init: torch.Tensor | None = None,
         steps: int | None = None,
+        ref: CleanReference | None = None,
     ) -> torch.Tensor:
         """Project ``adversarial`` (N, 3, T, V, M) onto the manifold of ``clean``; same dtype and device.
 
@@ -654,8 +756,10 @@ class ManifoldProjector:
         clean_b = _bodies(clean).to(dev, torch.float64)
         use_accel = w > 0 and target.shape[2] > 2
         clean_acc = temporal_derivative(clean_b, 2, 1.0, dim=2) if use_accel else None
-        (root, rot6, ang), lengths = self.params(adversarial, clean)
-        clean_params, _ = self.params(clean, clean)
+        ref = self.reference(clean) if ref is None else ref
+        (root, rot6, ang), lengths = self.params(adversarial, clean, ref)
+        clean_params, _ = self.params(clean, clean, ref)
+        box = (ref.lower, ref.upper)
 
         def objective(params) -> torch.Tensor:
             x = self.tree.fk(*params, lengths)
@@ -671,7 +775,7 @@ class ManifoldProjector:
         params = (root, rot6, ang)
         with torch.no_grad():
             best_loss = objective(params)
-            for other in [clean_params] + ([self.params(init, clean)[0]] if init is not None else []):
+            for other in [clean_params] + ([self.params(init, clean, ref)[0]] if init is not None else []):
                 loss = objective(other)
                 better = loss < best_loss
                 best_loss = torch.where(better, loss, best_loss)
@@ -697,7 +801,7 @@ class ManifoldProjector:
                 opt.step()
                 sched.step()
                 with torch.no_grad():
-                    self.tree.clamp_(ang, lengths)
+                    self.tree.clamp_(ang, lengths, box)
         return self.positions(best, lengths, adversarial.dtype).to(adversarial.device)
 
 

@@ -159,14 +159,16 @@ def joint_angle_violations(adv, limits, clean=None) -> dict:
 
     Returns ``{"excess": (..., T, B, 2) radians outside the limits (0 inside), "fraction": (...) share of
     (frame, bone, axis) entries outside, "max": (...) largest excess}``. Bones whose clean length (``clean``
-    given, else ``adv``) is under 1 mm have no direction and are never counted.
+    given, else ``adv``) is under 1 mm have no direction and are never counted. With ``clean`` given, the range
+    of the clean motion's own angles (over its frames) counts as inside the limits.
     """
     from engine.manifold import joint_angles  # the single definition of joint angles
 
     b = as_positions(adv)
     angles = joint_angles(b, limits)  # (..., T, B, 2)
-    excess = limits.violation(angles).to(torch.float64)
     ref = b if clean is None else as_positions(clean).to(b.device)
+    # The clean motion's own angle range counts as inside (engine.manifold.widen_limits).
+    excess = limits.violation(angles, clean=None if clean is None else joint_angles(ref, limits)).to(torch.float64)
     valid = (_bone_lengths(ref, limits.skeleton) > 1e-3)[..., None].to(excess.dtype)
     excess = excess * valid
     outside = (excess > 0).to(torch.float64)

@@ -89,7 +89,10 @@ def _check_on_manifold(result, clean, limits, skeleton) -> None:
     err = (bone_lengths(adv, skeleton) - bone_lengths(clean[ok], skeleton)).abs().max()
     assert err < 1e-5, f"bone lengths changed by {err} m"
     ang = joint_angles(adv.permute(0, 4, 2, 3, 1), limits)
-    assert limits.violation(ang).max() == 0, "a joint angle lies outside its limits"
+    own = joint_angles(clean[ok].permute(0, 4, 2, 3, 1), limits)
+    # Inside the limits widened by the clean clip's own range (engine.manifold.widen_limits), up to float32
+    # rounding of the positions the angles are recomputed from.
+    assert limits.violation(ang, clean=own).max() < 1e-4, "a joint angle lies outside its limits"
 
 
 # -- oracle ---------------------------------------------------------------------------------------------------
@@ -206,9 +209,9 @@ def test_basar_succeeds_on_the_manifold_within_its_default_budget(cmu8, cmu8_stg
     assert (result.queries <= 3000).all()
     ok = result.success
     ratio = result.extras["distance"][ok] / result.extras["start_distance"][ok]
-    # Known weakness (issue #5 stays open): a clip whose final projection falls back to an on-manifold anchor can
-    # end about as far as its start point (seen: 1.07x), so only the typical clip is required to have moved closer.
-    assert ratio.median() < 1 and ratio.min() < 0.5, ratio
+    # Walking on the manifold, every clip ends much closer than it started (seen: 0.53, 0.024, 0.059 of the start
+    # distance; projecting only at intervals ended at 0.5-0.9x).
+    assert (ratio < 0.75).all() and ratio.median() < 0.25, ratio
 
 
 @pytest.mark.slow
