@@ -33,12 +33,15 @@ averaged over frames; ``ℓ`` the bone lengths. Defaults ``β = (1, 1, 1)``, ``w
 step below).
 
 Which class the adversary's energy uses (``adversary_class``). Read literally, ``p(x̃ | x, y)`` conditions on
-the true class: its SGLD drift raises ``h(x̃)[y]``, so the samples settle where the model is already confident
-of ``y``. With a frozen ``g`` that carries no training signal: on the cmu8 benchmark the adversarial cross
-entropy of such samples was ~1e-4 and robust accuracy under SMART did not change (``adversary_class="same"``
-reproduces it). The default ``"other"`` draws ``x̃`` from the same energy for the most likely wrong class ``c``
-at ``x`` (``exp{h(x̃)[c] − λ·d(x, x̃)}``: motions near ``x`` that the model takes for ``c``, i.e. adversaries)
-and trains ``f`` to classify them as ``y``. This choice is ours.
+the true class, and so does the published code (its SGLD ascends ``−CE(h(x̃), y) − β·d(x, x̃)`` from ``x``
+plus uniform noise of ±0.05 normalised units, about ±1.4 cm): the drift raises ``h(x̃)[y]``, so the samples
+settle where the model is already confident of ``y``. With a frozen ``g`` that carries no training signal: on
+the cmu8 benchmark the adversarial cross entropy of such samples was ~1e-4 and robust accuracy under SMART did
+not change (``adversary_class="same"`` is that literal version; ``bench/defence.py`` trains both). The default
+``"other"`` draws ``x̃`` from the same energy for the most likely wrong class ``c`` at ``x``
+(``exp{h(x̃)[c] − λ·d(x, x̃)}``: motions near ``x`` that the model takes for ``c``, i.e. adversaries) and trains
+``f`` to classify them as ``y``. **This departs from both the paper and the published code**; it is skelviz's
+choice, made because the literal energy leaves a post-trained head with nothing to learn.
 
 SGLD for ``x̃`` (``sgld_steps`` steps)::
 
