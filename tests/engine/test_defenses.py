@@ -269,12 +269,18 @@ def cmu8_mlp(cmu8_benchmark):
                             preprocessing={"stride": 20}).classifier
 
 
+@pytest.fixture(scope="module")
+def cmu8_beat(cmu8_benchmark, cmu8_mlp):
+    """BEAT with its defaults on the cmu8 MLP."""
+    train, _ = cmu8_benchmark
+    return get_defence("beat")(cmu8_mlp, device="cpu", seed=0).fit(train)
+
+
 @pytest.mark.slow
-def test_beat_keeps_clean_accuracy_and_raises_robust_accuracy_on_cmu8(cmu8_benchmark, cmu8_mlp):
+def test_beat_keeps_clean_accuracy_and_raises_robust_accuracy_on_cmu8(cmu8_benchmark, cmu8_mlp, cmu8_beat):
     train, test = cmu8_benchmark
-    base = cmu8_mlp
+    base, beat = cmu8_mlp, cmu8_beat
     x, y = torch.from_numpy(test.x), torch.from_numpy(test.y)
-    beat = get_defence("beat")(base, device="cpu", seed=0).fit(train)
     clean_base, clean_beat = clean_accuracy(base, x, y), clean_accuracy(beat, x, y)
     assert clean_beat >= clean_base - 0.03, (clean_base, clean_beat)
     # attack the windows both models get right, so that robust accuracy compares like with like
@@ -288,6 +294,41 @@ def test_beat_keeps_clean_accuracy_and_raises_robust_accuracy_on_cmu8(cmu8_bench
     for name in ("smart", "eot-smart"):
         assert r_base["attacks"][name]["robust_accuracy"] < 1.0, "the attack budget is too small to test anything"
         assert r_beat["attacks"][name]["robust_accuracy"] > r_base["attacks"][name]["robust_accuracy"], name
+
+
+@pytest.mark.slow
+def test_basar_and_transfer_attack_defended_models_unchanged(cmu8_benchmark, cmu8_mlp, cmu8_beat):
+    """Reduced BASAR budget (400 queries). The black-box attacks take a BEAT or smoothed model like any other:
+    BASAR through its label oracle, transfer by replaying clips crafted on the undefended base."""
+    from engine.attacks.basar import BASAR
+    from engine.attacks.transfer import transfer_attack
+    from engine.manifold import estimate_joint_angle_limits
+
+    train, test = cmu8_benchmark
+    x, y = torch.from_numpy(test.x), torch.from_numpy(test.y)
+    tx, ty = torch.from_numpy(train.x), torch.from_numpy(train.y)
+    smooth = SmoothedClassifier(cmu8_mlp, sigma=0.005, num_noise=8)
+    limits = estimate_joint_angle_limits(train.x, train.skeleton, source="cmu8 benchmark train")
+    victims = {"beat": cmu8_beat, "smoothing": smooth}
+    for name, victim in victims.items():
+        with torch.no_grad():
+            sel = torch.nonzero(victim(x).argmax(1) == y).squeeze(1)[:3]
+        attack = BASAR(victim, joint_limits=limits, queries=400, starts=tx, start_labels=ty)
+        r = attack(x[sel], y[sel])
+        assert torch.equal(r.queries, attack.oracle.counts) and (r.queries <= 400).all(), name
+        assert r.success.any(), name
+        with torch.no_grad():
+            pred = victim(r.adversarial).argmax(1)
+        assert torch.equal(pred[r.success], r.predictions[r.success]), name
+        assert (pred[r.success] != y[sel][r.success]).all(), name
+        assert (r.extras["bone_length_error"][r.success] < 1e-5).all(), name
+    sel = torch.arange(24)
+    result = transfer_attack(get_attack("smart")(cmu8_mlp, **ATTACK), victims, x[sel], y[sel])
+    assert result.surrogate_success.any()
+    for name, outcome in result.victims.items():
+        with torch.no_grad():
+            assert torch.equal(outcome.predictions, victims[name](result.adversarial).argmax(1)), name
+        assert outcome.n > 0 and 0.0 <= outcome.success_rate <= 1.0, name
 
 
 def test_app_facade_lists_and_applies_defences_on_a_clip_collection(tiny):
