@@ -313,6 +313,7 @@ def attack_info(method: str) -> dict:
     return {
         "name": method,
         "threat_model": getattr(cls, "threat_model", "white-box"),
+        "progress_unit": getattr(cls, "progress_unit", "iterations"),
         "doc": (inspect.getdoc(cls) or "").split("\n\n")[0],
         "strategies": tuple(strategies),
         "params": [s for s in specs if s.name not in STRATEGY_PARAMS],

@@ -203,6 +203,7 @@ class BASAR(Attack):
     """
 
     threat_model = "black-box (decision-based)"
+    progress_unit = "queries"
 
     def __init__(
         self,

@@ -68,6 +68,7 @@ class Attack:
 
     name: str = "attack"
     threat_model: str = "white-box"
+    progress_unit: str = "iterations"  # what the progress callback's (done, total) count
 
     def __init__(
         self,

@@ -82,7 +82,8 @@ class AttackPanel(QtWidgets.QWidget):
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel)
         self.progress = QtWidgets.QProgressBar(self)
-        self.progress.setFormat("%v / %m iterations")
+        self._unit = "iterations"  # what the progress counts; the method's own unit once one is chosen
+        self.progress.setFormat(f"%v / %m {self._unit}")
         self.progress.setValue(0)
         self.class_plot = _plot("Class loss", "Lc")
         self.loss_plot = _plot("Perceptual loss terms", "loss")
@@ -156,6 +157,9 @@ class AttackPanel(QtWidgets.QWidget):
             self.strategy_box.clear()
             return
         info = api.attack_info(method)
+        self._unit = info["progress_unit"]
+        if self.task is None:
+            self.progress.setFormat(f"%v / %m {self._unit}")
         self.method_doc.setText(f"<small>{info['threat_model']} attack</small>")
         self.method_box.setToolTip(info["doc"])
         self.form.set_specs(info["params"])
@@ -226,8 +230,9 @@ class AttackPanel(QtWidgets.QWidget):
         scene.set_clip("A", clean, "original", probs=scene.probs("A") if clean is clip else None)
         scene.set_clip("B", clean, f"adversarial ({method}, running)")
         self._reset_plots(clf.class_names)
-        self.progress.setRange(0, int(params.get("iterations", params.get("max_iters", 0)) or 0))
-        self.progress.setFormat("%v / %m iterations")
+        total = params.get("queries") if self._unit == "queries" else params.get("iterations", params.get("max_iters"))
+        self.progress.setRange(0, int(total or 0))
+        self.progress.setFormat(f"%v / %m {self._unit}")
         self.progress.setValue(0)
         self.summary.setText(f"Running {method}{'-' + strategy.upper() if strategy else ''} …")
         self.run_button.setEnabled(False)
@@ -318,7 +323,7 @@ class AttackPanel(QtWidgets.QWidget):
 
     def _on_done(self, outcome: api.AttackOutcome) -> None:
         if self.progress.value() < self.progress.maximum():
-            self.progress.setFormat("stopped after %v of %m iterations")
+            self.progress.setFormat(f"stopped after %v of %m {self._unit}")
         if outcome.history:
             self._loss_data = {
                 k: list(enumerate(v, start=1)) for k, v in outcome.history.items() if k not in _NOT_LOSSES

@@ -165,6 +165,10 @@ def test_attack_panel_form_follows_the_method(window, drift):
     panel.form.editor("step").setText("lots")
     panel.run()
     assert "step" in window.errors[-1][1] and panel.task is None
+    assert panel.progress.format().endswith("iterations")
+    panel.set_method("basar")  # a decision-based attack counts its progress in queries
+    assert panel.progress.format().endswith("queries")
+    assert "queries" in [s.name for s in panel.form._specs]
 
 
 def test_attack_runs_off_the_ui_thread_with_live_plots_and_view(window, qtbot, drift, monkeypatch):
