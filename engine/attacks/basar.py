@@ -349,11 +349,6 @@ class BASAR(Attack):
             labels[s[hit]] = pred[hit]
         return lo, labels
 
-    def _line_search(self, inside, outside, idx, y, target):
-        """The adversarial point closest to ``outside`` on the segment from ``inside`` (adversarial), and its label."""
-        lo, labels = self._bisect(idx, lambda s, t: _blend(inside[s], outside[s], t), y, target)
-        return _blend(inside, outside, lo), labels
-
     def _has_budget(self, idx: torch.Tensor, need: int) -> torch.Tensor:
         left = self.queries - self._reserve - self.oracle.counts[idx.cpu()]
         return (left >= need).to(idx.device)
