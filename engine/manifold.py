@@ -453,26 +453,23 @@ class _Tree:
         prev_frames, prev_pos = f0[..., None, :, :], pos[..., self.root, None, :]
         angles, start = [], 0
         for bones, slot, _, ch in self.levels:
-            n = len(bones)
+            here = slice(start, start + len(bones))
             fp = prev_frames.index_select(-3, slot)
             pp = prev_pos.index_select(-2, slot)
             vec = pos.index_select(-2, ch) - pp
             length = vec.norm(dim=-1, keepdim=True)
-            ok = (length > _MIN_BONE) & keep[..., start : start + n, :]
+            ok = (length > _MIN_BONE) & keep[..., here, :]
             local = (fp.transpose(-1, -2) @ vec[..., None])[..., 0] / length.clamp_min(1e-12)
             rest, axes = self.rest[bones], self.axes[bones]
             omega = torch.where(ok, _swing(rest, local), torch.zeros_like(local))
             ang = (omega[..., None, :] * axes).sum(-1) * self.free[bones]
-            ang = torch.minimum(torch.maximum(ang, lo[..., start : start + n, :]), hi[..., start : start + n, :])
-            norm = ang.norm(dim=-1, keepdim=True)
-            ang = ang * torch.where(norm > _MAX_SWING, _MAX_SWING / norm.clamp_min(1e-12), torch.ones_like(norm))
-            ang = ang * keep[..., start : start + n, :]
+            ang = _clamp_angles(ang, lo[..., here, :], hi[..., here, :], keep[..., here, :])
             frames = fp @ _exp_so3((ang[..., None] * axes).sum(-2))
             direction = (frames * rest[:, None, :]).sum(-1)
-            prev_pos = pp + ordered_lengths[..., start : start + n, None] * direction
+            prev_pos = pp + ordered_lengths[..., here, None] * direction
             prev_frames = frames
             angles.append(ang)
-            start += n
+            start = here.stop
         angles = torch.cat(angles, dim=-2).index_select(-2, self.bone_unpermute)
         rot6 = torch.cat([f0[..., :, 0], f0[..., :, 1]], dim=-1)
         return pos[..., self.root, :].clone(), rot6, angles
@@ -521,13 +518,16 @@ class _Tree:
         """Put angles inside their (slightly shrunk) limits, or ``box`` = (lower, upper), and swing magnitudes
         below π, in place."""
         lo, hi = (self.lo, self.hi) if box is None else box
-        torch.maximum(angles, lo, out=angles)
-        torch.minimum(angles, hi, out=angles)
-        norm = angles.norm(dim=-1, keepdim=True)
-        angles.mul_(torch.where(norm > _MAX_SWING, _MAX_SWING / norm.clamp_min(1e-12), torch.ones_like(norm)))
-        if lengths is not None:
-            angles.mul_((lengths > _MIN_BONE)[..., None])
-        return angles
+        keep = None if lengths is None else (lengths > _MIN_BONE)[..., None]
+        return angles.copy_(_clamp_angles(angles, lo, hi, keep))
+
+
+def _clamp_angles(angles: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+    """Angles ``(..., B, 2)`` inside ``[lo, hi]``, swing magnitudes below π, and 0 where ``keep`` is False."""
+    angles = torch.minimum(torch.maximum(angles, lo), hi)
+    norm = angles.norm(dim=-1, keepdim=True)
+    angles = angles * torch.where(norm > _MAX_SWING, _MAX_SWING / norm.clamp_min(1e-12), torch.ones_like(norm))
+    return angles if keep is None else angles * keep
 
 
 # -- public joint-angle functions ---------------------------------------------------------------------------

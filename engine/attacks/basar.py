@@ -40,9 +40,9 @@ Why: with projection only at intervals, the off-manifold iterate owes much of it
 bone-length and high-frequency changes that the projection removes; on held-out cmu8 windows (small ST-GCN,
 3000 queries) the final projection then lost adversariality and the fallback ended at 0.5–0.9× the start
 distance. Walking on the manifold, 20 of 20 such windows end at a median 0.059× (0.23 m), as close as the
-off-manifold attack (0.055×, 0.25 m; ``bench/basar.py``), at about twice its CPU time. Joint-angle limits are widened per clip by the clean clip's own range of angles
-(:func:`engine.manifold.widen_limits`): the clean motion is natural by definition, and limits estimated from
-other performers can leave parts of it outside.
+off-manifold attack (0.055×, 0.25 m; ``bench/basar.py``), at about twice its CPU time. Joint-angle limits are
+widened per clip by the clean clip's own range of angles (:func:`engine.manifold.widen_limits`): the clean
+motion is natural by definition, and limits estimated from other performers can leave parts of it outside.
 
 A sample stops when its query budget would be exceeded, or when its distance to ``x`` has improved by less
 than ``tol`` (relative) over the last ``patience`` iterations. ``on_manifold=False`` skips every projection
@@ -62,8 +62,9 @@ manifold, satisfies its constraints), ``predictions`` the labels the oracle gave
 hold ``distance`` (final L2 to the clean clip, m), ``start_distance``, ``bone_length_error`` (m),
 ``angle_violation`` (rad, beyond the limits widened by the clean clip's own range), ``accel_deviation`` (RMS
 acceleration change, m/s²), ``projection_seconds`` (all the time spent on the manifold: cheap projections of
-candidates, paths in joint-angle space, full projections) and ``joint_limits`` (the limits used, as a dict). ``history["distance"]`` and ``history["queries"]`` hold each
-sample's distance and queries used after every iteration.
+candidates, paths in joint-angle space, full projections) and ``joint_limits`` (the limits used, as a dict).
+``history["distance"]`` and ``history["queries"]`` hold each sample's distance and queries used after every
+iteration.
 """
 
 from __future__ import annotations
@@ -118,19 +119,24 @@ def _blend(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 class _Walk:
-    """Where BASAR's iterates live: on the manifold of the clean clips (every candidate goes through the cheap
-    projection, and paths are taken in joint-angle space) or, off the manifold, anywhere (straight lines)."""
+    """Where BASAR's iterates live: on the manifold of the clean clips or, off it, anywhere.
+
+    A clip is handled through its *coordinates*: on the manifold its parameters (root position, root 6-vector,
+    joint angles; every candidate first goes through the cheap projection), off it its positions. Paths (aimed
+    probes, binary searches) are straight lines in coordinates, so on the manifold every point of them is too.
+    """
 
     def __init__(self, attack: BASAR, x: torch.Tensor, limits: JointLimits | None) -> None:
         self.x = x
         self.on_manifold = limits is not None
         self.projector = None
         self.seconds = 0.0  # time spent on the manifold's computations (cheap and full projections, paths)
+        self.clean_coords = [x]
         if limits is not None:
             self.projector = ManifoldProjector(limits, x.device, accel_weight=attack.accel_weight,
                                                steps=attack.projection_steps)
             self.ref = self.projector.reference(x)
-            self.clean_params, self.lengths = self.projector.params(x, x, self.ref)
+            self.clean_coords = list(self.projector.params(x, x, self.ref)[0])
 
     def _timed(self, fn, *args, **kwargs):
         t0 = time.perf_counter()
@@ -150,31 +156,23 @@ class _Walk:
         return self._timed(self.projector.project, clips, self.x[owners], accel_weight=accel_weight,
                            ref=self.ref[owners])
 
-    def _params(self, clips: torch.Tensor, owners: torch.Tensor):
-        return self._timed(self.projector.params, clips, self.x[owners], self.ref[owners])[0]
-
-    def _path(self, a: torch.Tensor, pa, pb, owners: torch.Tensor):
+    def coords(self, clips: torch.Tensor, owners: torch.Tensor) -> list[torch.Tensor]:
         if self.projector is None:
-            return lambda s, t: _blend(a[s], pb[s], t)
-        lengths = self.lengths[owners]
-        return lambda s, t: self._timed(
-            self.projector.positions, [_blend(p[s], q[s], t.to(p.dtype)) for p, q in zip(pa, pb)], lengths[s], a.dtype
-        )
+            return [clips]
+        return list(self._timed(self.projector.params, clips, self.x[owners], self.ref[owners])[0])
 
-    def path_between(self, a: torch.Tensor, b: torch.Tensor, owners: torch.Tensor):
-        """``make(s, t)``: the points at fractions ``t`` of the paths from ``a[s]`` to ``b[s]`` (see ``_bisect``)."""
+    def clean(self, owners: torch.Tensor) -> list[torch.Tensor]:
+        return [c[owners] for c in self.clean_coords]
+
+    def point(self, coords: list[torch.Tensor], owners: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """The clips at ``coords`` (of samples ``owners``)."""
         if self.projector is None:
-            return self._path(a, None, b, owners)
-        return self._path(a, self._params(a, owners), self._params(b, owners), owners)
+            return coords[0]
+        return self._timed(self.projector.positions, coords, self.ref.lengths[owners], dtype)
 
-    def path_to_clean(self, a: torch.Tensor, owners: torch.Tensor):
-        if self.projector is None:
-            return self._path(a, None, self.x[owners], owners)
-        return self._path(a, self._params(a, owners), [p[owners] for p in self.clean_params], owners)
-
-    def toward_clean(self, a: torch.Tensor, owners: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """The aimed probe ``a + t (x − a)`` (in joint angles, root position and root frame on the manifold)."""
-        return self.path_to_clean(a, owners)(torch.arange(len(a), device=a.device), t)
+    def path(self, ca: list[torch.Tensor], cb: list[torch.Tensor], owners: torch.Tensor, dtype: torch.dtype):
+        """``make(s, t)`` for :meth:`BASAR._bisect`: the points at fractions ``t`` from ``ca[s]`` to ``cb[s]``."""
+        return lambda s, t: self.point([_blend(a[s], b[s], t.to(a.dtype)) for a, b in zip(ca, cb)], owners[s], dtype)
 
 
 @register_attack("basar")
@@ -409,19 +407,25 @@ class BASAR(Attack):
             rows = torch.arange(len(idx), device=dev)[moved] * k + cand_dist.argmin(1)[moved]
             adv[idx[moved]] = cand[rows]
             labels[idx[moved]] = pred[rows]
-            # Aimed probing towards the clean clip.
+            # Aimed probing towards the clean clip. A sample stops probing at its first hit, so the clips still
+            # probing have not moved: their coordinates are computed once.
             probing = idx[moved]
+            coords = walk.coords(adv[probing], probing)
             for _ in range(self.max_probes):
-                probing = probing[self._has_budget(probing, 1)]
+                keep = self._has_budget(probing, 1)
+                probing, coords = probing[keep], [c[keep] for c in coords]
                 if len(probing) == 0:
                     break
-                trial = walk.toward_clean(adv[probing], probing, beta[probing])
+                trial = walk.path(coords, walk.clean(probing), probing, x.dtype)(
+                    torch.arange(len(probing), device=dev), beta[probing]
+                )
                 p = self.oracle(trial, probing)
                 hit = self._is_adv(p, probing, y, target)
                 adv[probing[hit]] = trial[hit]
                 labels[probing[hit]] = p[hit]
                 beta[probing] = torch.where(hit, (beta[probing] * 2).clamp_max(self.beta_max), beta[probing] / 2)
-                probing = probing[~hit & (beta[probing] >= _BETA_MIN)]
+                keep = ~hit & (beta[probing] >= _BETA_MIN)
+                probing, coords = probing[keep], [c[keep] for c in coords]
             # Periodic projection onto the manifold with the dynamics term.
             if walk.on_manifold and self.projection_interval and it % self.projection_interval == 0:
                 self._project(walk, adv, labels, x, y, target, idx, final=False)
@@ -503,7 +507,7 @@ class BASAR(Attack):
             log.warning("BASAR found no start point (%s) for samples %s; they are reported as failures", what, missing)
         idx = (found & ~already).nonzero().flatten()
         if len(idx):
-            path = walk.path_to_clean(start[idx], idx)
+            path = walk.path(walk.coords(start[idx], idx), walk.clean(idx), idx, x.dtype)
             lo, got = self._bisect(idx, path, y, target)
             start[idx] = path(torch.arange(len(idx), device=dev), lo)
             labels[idx] = torch.where(got >= 0, got, labels[idx])
@@ -522,22 +526,19 @@ class BASAR(Attack):
         w = self.accel_weight
         todo, first = idx, None
         for attempt in range(4 if final and w > 0 else 1):
-            todo = todo[self._has_budget(todo, 1)]
+            keep = self._has_budget(todo, 1)
+            todo, first = todo[keep], None if first is None else first[keep]
             if len(todo) == 0:
                 return
             proj = walk.project(adv[todo], todo, w / 10**attempt)
-            if first is None:
-                first = proj
             pred = self.oracle(proj, todo)
             ok = self._is_adv(pred, todo, y, target)
             adv[todo[ok]] = proj[ok]
             labels[todo[ok]] = pred[ok]
-            if attempt == 0:
-                first = first[~ok]
-            todo = todo[~ok]
+            todo, first = todo[~ok], (proj if first is None else first)[~ok]
             if len(todo) == 0:
                 return
-        path = walk.path_between(adv[todo], first, todo)
+        path = walk.path(walk.coords(adv[todo], todo), walk.coords(first, todo), todo, adv.dtype)
         lo, got = self._bisect(todo, path, y, target)
         moved = lo > 0
         adv[todo[moved]] = path(torch.arange(len(todo), device=adv.device)[moved], lo[moved])
