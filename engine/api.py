@@ -398,6 +398,10 @@ def _recording(classifier):
         def __init__(self, inner: nn.Module) -> None:
             super().__init__()
             self.inner = inner
+            # In the inner model's own mode: an attack restores the mode it found, and a new module is in train
+            # mode, which would leave the shared classifier training (batch-norm statistics from one clip) and
+            # spoil predictions running beside the attack or after it.
+            self.train(inner.training)
             self.last_input: torch.Tensor | None = None
             self.last_logits: torch.Tensor | None = None
 

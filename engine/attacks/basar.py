@@ -440,6 +440,8 @@ class BASAR(Attack):
         if walk.on_manifold:
             self._reserve = 0  # the reserve was kept for this
             self._project(walk, adv, labels, x, y, target, (found & ~already).nonzero().flatten(), final=True)
+            # The final projection's queries count too: the progress ends at what was really used.
+            self._tick(int(self.oracle.counts.max()), self.queries, {"iteration": it, "active": 0})
         return self._result(adv, x, found, labels, iterations, start_distance, history, limits, walk.seconds)
 
     def _limits(self, x: torch.Tensor) -> JointLimits:

@@ -68,7 +68,7 @@ class Attack:
 
     name: str = "attack"
     threat_model: str = "white-box"
-    progress_unit: str = "iterations"  # what the progress callback's (done, total) count
+    progress_unit: str = "iterations"  # what the progress callback's (done, total) count; the budget's parameter
 
     def __init__(
         self,
@@ -91,7 +91,7 @@ class Attack:
 
     def _tick(self, done: int, total: int, info: dict | None = None) -> None:
         if self.cancel is not None and self.cancel():
-            raise CancelledError(f"{self.name} cancelled after {done} of {total} iterations")
+            raise CancelledError(f"{self.name} cancelled after {done} of {total} {self.progress_unit}")
         if self.progress is not None:
             self.progress(done, total, info or {})
 

@@ -55,6 +55,7 @@ class AttackPanel(QtWidgets.QWidget):
         self._prob_curves: list[pg.PlotDataItem] = []
         self._class_names: list[str] = []
         self._last_bar = 0.0
+        self._last_progress: tuple[int, int] | None = None  # the newest (done, total), shown or not
 
         self.method_box = QtWidgets.QComboBox(self)
         self.method_box.setObjectName("methodBox")
@@ -230,10 +231,12 @@ class AttackPanel(QtWidgets.QWidget):
         scene.set_clip("A", clean, "original", probs=scene.probs("A") if clean is clip else None)
         scene.set_clip("B", clean, f"adversarial ({method}, running)")
         self._reset_plots(clf.class_names)
-        total = params.get("queries") if self._unit == "queries" else params.get("iterations", params.get("max_iters"))
-        self.progress.setRange(0, int(total or 0))
+        self.progress.setRange(0, int(params.get(self._unit) or 0))  # the unit names the attack's budget
         self.progress.setFormat(f"%v / %m {self._unit}")
         self.progress.setValue(0)
+        self._last_progress = None
+        # Its points are placed by the progress count (queries for BASAR), the loss plots' by iteration.
+        self.prob_plot.setLabel("bottom", {"queries": "query", "iterations": "iteration"}.get(self._unit, self._unit))
         self.summary.setText(f"Running {method}{'-' + strategy.upper() if strategy else ''} …")
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
@@ -271,13 +274,13 @@ class AttackPanel(QtWidgets.QWidget):
     def _on_progress(self, done: int, total: int, batch: list) -> None:
         if self.task is None or self.task.is_cancelled:
             return
-        # QProgressBar repaints synchronously on every new value: at most 5 updates a second.
+        # QProgressBar repaints synchronously on every new value: at most 5 updates a second (the last one is
+        # shown when the attack ends, see _on_done).
+        self._last_progress = (done, total)
         now = time.monotonic()
         if now - self._last_bar >= 0.2 or done >= total:
             self._last_bar = now
-            if total and self.progress.maximum() != total:
-                self.progress.setRange(0, total)
-            self.progress.setValue(done)
+            self._show_progress(done, total)
         latest_pos, latest_probs = None, None
         for info in batch:
             it = int(info.get("_done", done))
@@ -321,7 +324,14 @@ class AttackPanel(QtWidgets.QWidget):
             for curve in self._prob_curves:
                 curve.setData(x, probs[:, curve.class_index])
 
+    def _show_progress(self, done: int, total: int) -> None:
+        if total and self.progress.maximum() != total:
+            self.progress.setRange(0, total)
+        self.progress.setValue(done)
+
     def _on_done(self, outcome: api.AttackOutcome) -> None:
+        if self._last_progress is not None:
+            self._show_progress(*self._last_progress)
         if self.progress.value() < self.progress.maximum():
             self.progress.setFormat(f"stopped after %v of %m {self._unit}")
         if outcome.history:

@@ -78,6 +78,19 @@ def test_run_attack_reports_live_iterates_and_an_outcome(tiny_classifier):
     assert set(out.history) >= {"Lc", "Lp"} and out.metrics["mean_l2"] > 0
 
 
+@pytest.mark.parametrize("method,params", [("smart", {"iterations": 5}), ("basar", {"queries": 60})])
+def test_run_attack_leaves_the_classifier_in_eval_mode(method, params):
+    """The app shares one classifier between the attack and the predictions beside it: an attack that left it in
+    train mode made batch-norm use one clip's statistics (the clean clip once showed 19% for a wrong class)."""
+    clf = api.demo_classifier()
+    clip = next(iter(api.demo_dataset()))
+    before = api.predict(clf, clip)
+    assert not clf.training
+    api.run_attack(method, clf, clip, params, strategy="ab")
+    assert not clf.training and not any(m.training for m in clf.modules())
+    np.testing.assert_allclose(api.predict(clf, clip), before, atol=1e-6)
+
+
 def test_run_attack_rejects_impossible_targets(tiny_classifier):
     with pytest.raises(AttackError, match="true class"):
         api.run_attack("smart", tiny_classifier, _clip(), {"iterations": 1}, strategy="sa", target="run")
