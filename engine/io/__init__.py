@@ -11,6 +11,7 @@ Format modules are imported lazily, so ``import engine.io`` is cheap. The schema
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from pathlib import Path
 
 from engine.data import Clip, ClipDataset
@@ -119,15 +120,44 @@ def find_asf(amc: str | Path) -> Path | None:
     return _find_asf(amc)
 
 
+#: builtin exceptions a reader may still raise on a file nobody anticipated; load_clip/load_dataset report them
+#: as a DataFormatError naming the file (the readers raise specific errors for every case they know)
+_UNFORESEEN = (ValueError, TypeError, KeyError, IndexError, OSError, EOFError, RecursionError, MemoryError,
+               UnicodeError, OverflowError, AttributeError)
+
+
+@contextmanager
+def _reading(path: Path):
+    """Turn an unforeseen builtin exception while reading ``path`` into a DataFormatError naming it."""
+    from engine.errors import SkelvizError
+
+    try:
+        yield
+    except SkelvizError:
+        raise
+    except _UNFORESEEN as exc:
+        log.debug("unforeseen error reading %s", path, exc_info=True)
+        raise DataFormatError(
+            path, f"cannot be read ({type(exc).__name__}: {str(exc)[:200]})",
+            hint="the file is malformed; if it should be readable, report it with the file",
+        ) from None
+
+
 def load_clip(path: str | Path, *, asf: str | Path | None = None, units: str | float | None = None,
               index: int = 0, **kw) -> Clip:
     """Read one clip from any supported file.
 
     ``asf`` names the skeleton of an AMC motion (default: found beside it, see :func:`find_asf`); ``units``
     overrides BVH unit detection; ``index`` picks the clip of a multi-clip file (``.npz``, ``.npy``, HDF5
-    dataset, folder). Other keywords go to the format reader (e.g. ``skeleton=`` for ``.npy``).
+    dataset, folder). Other keywords go to the format reader (e.g. ``skeleton=`` for ``.npy``). Every problem
+    with the file is a :class:`~engine.errors.SkelvizError` naming it.
     """
     path = Path(path)
+    with _reading(path):
+        return _load_clip(path, asf=asf, units=units, index=index, **kw)
+
+
+def _load_clip(path: Path, *, asf, units, index: int, **kw) -> Clip:
     fmt = detect_format(path)
     if fmt == "ntu-skeleton":
         from engine.io.ntu import read_ntu
@@ -175,8 +205,14 @@ def load_clip(path: str | Path, *, asf: str | Path | None = None, units: str | f
 def load_dataset(path: str | Path, **kw) -> ClipDataset:
     """Read a labelled collection of clips: a project or positions-layout HDF5 file, a SMART ``.npz``, an
     ST-GCN ``.npy`` (+ label ``.pkl``), or a folder with ``labels.csv``. A single-clip file gives a dataset
-    of one clip. Keywords go to the format reader."""
+    of one clip. Keywords go to the format reader. Every problem with the file is a
+    :class:`~engine.errors.SkelvizError` naming it."""
     path = Path(path)
+    with _reading(path):
+        return _load_dataset(path, **kw)
+
+
+def _load_dataset(path: Path, **kw) -> ClipDataset:
     fmt = detect_format(path)
     if fmt in ("skelviz-h5", "positions-h5"):
         from engine.io import h5

@@ -135,8 +135,8 @@ class _Tokens:
         return value
 
 
-def _parse_joint(tok: _Tokens, joints: list[_Joint], parent: int, line: int, name: str) -> None:
-    index = len(joints)
+def _open_joint(tok: _Tokens, joints: list[_Joint], parent: int, line: int, name: str) -> None:
+    """Read a joint's ``{``, ``OFFSET`` and optional ``CHANNELS``; its children and ``}`` follow."""
     joint = _Joint(name, parent, np.zeros(3), line=line)
     joints.append(joint)
     tok.keyword("{")
@@ -144,35 +144,61 @@ def _parse_joint(tok: _Tokens, joints: list[_Joint], parent: int, line: int, nam
     joint.offset = np.array([tok.number(f"OFFSET of {name}") for _ in range(3)])
     if (tok.peek() or "").upper() == "CHANNELS":
         tok.next("CHANNELS")
-        cline, count_tok = tok.next("the channel count")
-        if not count_tok.isdigit():
-            raise DataFormatError(tok.path, f"channel count of {name} is not an integer: {count_tok!r}", line=cline)
-        for _ in range(int(count_tok)):
-            cl, ch = tok.next(f"a channel name of {name}")
-            canonical = next((c for c in _CHANNELS if c.lower() == ch.lower()), None)
-            if canonical is None:
-                raise DataFormatError(
-                    tok.path, f"unknown channel {ch!r} of {name}; channels are {', '.join(_CHANNELS)}", line=cl
-                )
-            if canonical in joint.channels:
-                raise DataFormatError(tok.path, f"channel {ch} appears twice for {name}", line=cl)
-            joint.channels.append(canonical)
-    while True:
+        joint.channels = _channels(tok, name)
+
+
+def _channels(tok: _Tokens, name: str) -> list[str]:
+    cline, count_tok = tok.next("the channel count")
+    if not count_tok.isdigit():
+        raise DataFormatError(tok.path, f"channel count of {name} is not an integer: {count_tok!r}", line=cline)
+    channels: list[str] = []
+    for _ in range(int(count_tok)):
+        cl, ch = tok.next(f"a channel name of {name}")
+        canonical = next((c for c in _CHANNELS if c.lower() == ch.lower()), None)
+        if canonical is None:
+            raise DataFormatError(
+                tok.path, f"unknown channel {ch!r} of {name}; channels are {', '.join(_CHANNELS)}", line=cl
+            )
+        if canonical in channels:
+            raise DataFormatError(tok.path, f"channel {ch} appears twice for {name}", line=cl)
+        channels.append(canonical)
+    return channels
+
+
+def _parse_hierarchy(tok: _Tokens) -> list[_Joint]:
+    """The joints of ``HIERARCHY ROOT ...`` in file order (parents first).
+
+    Iterative, with an explicit stack of open joints: a hierarchy of any depth is read without recursion.
+    """
+    tok.keyword("HIERARCHY")
+    line = tok.keyword("ROOT")
+    _, root_name = tok.next("the root joint name")
+    joints: list[_Joint] = []
+    _open_joint(tok, joints, -1, line, root_name)
+    open_joints = [0]
+    while open_joints:
+        index = open_joints[-1]
+        name = joints[index].name
         line, t = tok.next(f"'}}' closing {name}")
         word = t.upper()
         if word == "}":
-            return
-        if word == "JOINT":
+            open_joints.pop()
+        elif word == "JOINT":
             _, child = tok.next("a joint name")
-            _parse_joint(tok, joints, index, line, child)
+            _open_joint(tok, joints, index, line, child)
+            open_joints.append(len(joints) - 1)
         elif word == "END":
             tok.keyword("Site")
             tok.keyword("{")
             tok.keyword("OFFSET")
-            joint.end_sites.append(np.array([tok.number(f"End Site OFFSET under {name}") for _ in range(3)]))
+            joints[index].end_sites.append(np.array([tok.number(f"End Site OFFSET under {name}") for _ in range(3)]))
             tok.keyword("}")
         else:
             raise DataFormatError(tok.path, f"unexpected {t!r} inside joint {name}", line=line)
+    if tok.peek() is not None:
+        line, t = tok.items[tok.pos]
+        raise DataFormatError(tok.path, f"unexpected {t!r} after the hierarchy (only one ROOT is supported)", line=line)
+    return joints
 
 
 def detect_units(height: float) -> tuple[str, float, bool]:
@@ -257,36 +283,18 @@ def _figure_height(joints: list[_Joint], parents: list[int], local: np.ndarray, 
     return height
 
 
-def read_bvh(path: str | Path, *, units: str | float | None = None) -> Clip:
-    """Read a BVH file into a :class:`Clip` (metres, y up) on a skeleton ``bvh:<stem>`` built from its hierarchy.
-
-    ``units`` overrides unit detection (see the module docstring). Raises :class:`DataFormatError` with the
-    line (and frame) of a truncated hierarchy or motion, a non-numeric or NaN/Inf value, a frame with the
-    wrong number of values, or a file without frames.
-    """
-    path = Path(path)
-    scale_override = None if units is None else _resolve_units(units)
+def _read_lines(path: Path) -> list[str]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise DataFormatError(path, f"cannot read the file: {exc.strerror or exc}") from None
     if b"\x00" in raw[:4096]:
         raise DataFormatError(path, "not a text file (it contains NUL bytes)")
-    lines = raw.decode("latin-1").splitlines()
-    motion_at = next((i for i, ln in enumerate(lines) if ln.strip().upper().startswith("MOTION")), None)
-    tok = _Tokens(path, lines, len(lines) if motion_at is None else motion_at)
-    tok.keyword("HIERARCHY")
-    line = tok.keyword("ROOT")
-    _, root_name = tok.next("the root joint name")
-    joints: list[_Joint] = []
-    _parse_joint(tok, joints, -1, line, root_name)
-    if tok.peek() is not None:
-        line, t = tok.items[tok.pos]
-        raise DataFormatError(path, f"unexpected {t!r} after the hierarchy (only one ROOT is supported)", line=line)
-    if motion_at is None:
-        raise DataFormatError(path, "no MOTION section", line=len(lines), hint="the file is truncated")
+    return raw.decode("latin-1").splitlines()
 
-    # MOTION header: "Frames: N" and "Frame Time: t" (possibly with odd spacing).
+
+def _read_motion_header(path: Path, lines: list[str], motion_at: int) -> tuple[int, float, int]:
+    """``(frames, frame time, index of the first line after the header)`` of the MOTION section."""
     header: dict[str, tuple[int, str]] = {}
     i = motion_at + 1
     while i < len(lines) and len(header) < 2:
@@ -321,14 +329,17 @@ def read_bvh(path: str | Path, *, units: str | float | None = None) -> Clip:
         raise DataFormatError(path, f"frame time is not a number: {ttok!r}", line=tline) from None
     if not (math.isfinite(frame_time) and frame_time > 0):
         raise DataFormatError(path, f"frame time must be a positive number of seconds, got {ttok!r}", line=tline)
+    return n_frames, frame_time, i
 
-    starts, n_channels = [], 0
-    for j in joints:
-        starts.append(n_channels)
-        n_channels += len(j.channels)
-    data = [(k + 1, ln) for k, ln in enumerate(lines[i:], start=i) if ln.strip()]
+
+def _read_motion_rows(
+    path: Path, lines: list[str], first: int, n_frames: int, joints: list[_Joint], starts: list[int]
+) -> np.ndarray:
+    """(frames, channels) float64 channel values, checked for count, numbers and NaN/Inf."""
+    n_channels = sum(len(j.channels) for j in joints)
+    data = [(k + 1, ln) for k, ln in enumerate(lines[first:], start=first) if ln.strip()]
     if len(data) < n_frames:
-        last = data[-1][0] if data else i
+        last = data[-1][0] if data else first
         raise DataFormatError(
             path,
             f"the header declares {n_frames} frames but the file holds {len(data)}",
@@ -369,25 +380,25 @@ def read_bvh(path: str | Path, *, units: str | float | None = None) -> Clip:
             line=data[f][0],
             frame=f,
         )
+    return motion
 
-    parents = [j.parent for j in joints]
-    local, offsets = _local_rotations(joints, motion, starts)
-    height = _figure_height(joints, parents, local, offsets)
+
+def _choose_units(path: Path, height: float, scale_override: tuple[str, float] | None) -> tuple[str, float, str]:
+    """``(unit, metres per unit, "given" | "detected")``."""
     if scale_override is not None:
-        unit, scale = scale_override
-        unit_source = "given"
-    else:
-        unit, scale, in_range = detect_units(height)
-        unit_source = "detected"
-        if not in_range:
-            log.warning(
-                "%s: figure height %.3g file units fits no known unit; reading it as %s. Pass units= to override",
-                path,
-                height,
-                unit,
-            )
-    positions = forward_kinematics(parents, offsets * scale, local, np.zeros((n_frames, 3)))
+        return scale_override[0], scale_override[1], "given"
+    unit, scale, in_range = detect_units(height)
+    if not in_range:
+        log.warning(
+            "%s: figure height %.3g file units fits no known unit; reading it as %s. Pass units= to override",
+            path,
+            height,
+            unit,
+        )
+    return unit, scale, "detected"
 
+
+def _unique_names(path: Path, joints: list[_Joint]) -> list[str]:
     names = [j.name for j in joints]
     if len(set(names)) != len(names):
         seen: dict[str, int] = {}
@@ -396,7 +407,36 @@ def read_bvh(path: str | Path, *, units: str | float | None = None) -> Clip:
             if seen[n] > 1:
                 names[k] = f"{n}_{seen[n]}"
         log.warning("%s: duplicate joint names were made unique with _2, _3 suffixes", path)
-    skeleton = Skeleton(f"bvh:{path.stem}", tuple(names), tuple(parents), "y")
+    return names
+
+
+def read_bvh(path: str | Path, *, units: str | float | None = None) -> Clip:
+    """Read a BVH file into a :class:`Clip` (metres, y up) on a skeleton ``bvh:<stem>`` built from its hierarchy.
+
+    ``units`` overrides unit detection (see the module docstring). Raises :class:`DataFormatError` with the
+    line (and frame) of a truncated hierarchy or motion, a non-numeric or NaN/Inf value, a frame with the
+    wrong number of values, or a file without frames.
+    """
+    path = Path(path)
+    scale_override = None if units is None else _resolve_units(units)
+    lines = _read_lines(path)
+    motion_at = next((i for i, ln in enumerate(lines) if ln.strip().upper().startswith("MOTION")), None)
+    joints = _parse_hierarchy(_Tokens(path, lines, len(lines) if motion_at is None else motion_at))
+    if motion_at is None:
+        raise DataFormatError(path, "no MOTION section", line=len(lines), hint="the file is truncated")
+    n_frames, frame_time, first = _read_motion_header(path, lines, motion_at)
+    starts = [0]  # first motion column of each joint
+    for j in joints[:-1]:
+        starts.append(starts[-1] + len(j.channels))
+    motion = _read_motion_rows(path, lines, first, n_frames, joints, starts)
+
+    parents = [j.parent for j in joints]
+    local, offsets = _local_rotations(joints, motion, starts)
+    height = _figure_height(joints, parents, local, offsets)
+    unit, scale, unit_source = _choose_units(path, height, scale_override)
+    positions = forward_kinematics(parents, offsets * scale, local, np.zeros((n_frames, 3)))
+
+    skeleton = Skeleton(f"bvh:{path.stem}", tuple(_unique_names(path, joints)), tuple(parents), "y")
     fps = 1.0 / frame_time
     if abs(fps - round(fps)) < 0.01:
         fps = float(round(fps))
@@ -526,7 +566,7 @@ def write_bvh(
     columns: list[np.ndarray] = []
     out: list[str] = ["HIERARCHY"]
 
-    def emit(j: int, depth: int) -> None:
+    def open_joint(j: int, depth: int) -> None:
         ind = "\t" * depth
         is_root = parents[j] < 0
         out.append(f"{ind}{'ROOT' if is_root else 'JOINT'} {names[j]}")
@@ -539,18 +579,23 @@ def write_bvh(
         else:
             out.append(f"{ind}\tCHANNELS 3 {rot_channels}")
         columns.append(angles[:, j])
-        kids = sk.children[j]
-        for c in kids:
-            emit(c, depth + 1)
-        if not kids:
+        if not sk.children[j]:
             tail = rest[j] * 0.1 if np.linalg.norm(rest[j]) > eps else np.array([0.0, 0.01, 0.0])
             out.append(f"{ind}\tEnd Site")
             out.append(f"{ind}\t{{")
             out.append(f"{ind}\t\tOFFSET {tail[0]:.6f} {tail[1]:.6f} {tail[2]:.6f}")
             out.append(f"{ind}\t}}")
-        out.append(f"{ind}}}")
 
-    emit(sk.root, 0)
+    # Depth first without recursion (a read BVH may be thousands of joints deep): (joint, depth, closing).
+    stack = [(sk.root, 0, False)]
+    while stack:
+        j, depth, closing = stack.pop()
+        if closing:
+            out.append("\t" * depth + "}")
+            continue
+        open_joint(j, depth)
+        stack.append((j, depth, True))
+        stack.extend((c, depth + 1, False) for c in reversed(sk.children[j]))
     out.append("MOTION")
     out.append(f"Frames: {T}")
     out.append(f"Frame Time: {1.0 / clip.fps:.8f}")

@@ -76,16 +76,105 @@ def _open(path: Path):
         raise DataFormatError(path, f"cannot open as HDF5: {exc}", hint=hint) from None
 
 
+class _AttrTypeError(ValueError):
+    """An attribute of the wrong type; the caller turns it into a DataFormatError naming the file."""
+
+
 def _attr_str(value) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    if isinstance(value, np.ndarray) and value.shape == ():
-        return _attr_str(value.item())
-    return str(value)
+    """A text attribute: str, UTF-8 bytes or a 0-d array of either. Anything else is a type error."""
+    if isinstance(value, np.ndarray) and value.shape == () and value.dtype.kind in "OSU":
+        value = value.item()
+    if isinstance(value, (bytes, np.bytes_)):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            raise _AttrTypeError("is not valid UTF-8 text") from None
+    if isinstance(value, str):
+        return str(value)
+    raise _AttrTypeError(f"must be text, got {_describe(value)}")
 
 
 def _attr_strs(value) -> list[str]:
-    return [_attr_str(v) for v in np.atleast_1d(np.asarray(value, dtype=object))] if value is not None else []
+    if value is None:
+        return []
+    arr = np.atleast_1d(np.asarray(value, dtype=object))
+    if arr.ndim != 1:
+        raise _AttrTypeError(f"must be a list of text, got shape {arr.shape}")
+    return [_attr_str(v) for v in arr]
+
+
+def _attr_float(value) -> float:
+    arr = np.asarray(value)
+    if arr.size != 1 or arr.dtype.kind not in "iuf":
+        raise _AttrTypeError(f"must be one number, got {_describe(value)}")
+    return float(arr.reshape(-1)[0])
+
+
+def _attr_int(value) -> int:
+    arr = np.asarray(value)
+    if arr.size != 1 or arr.dtype.kind not in "iu":
+        raise _AttrTypeError(f"must be one integer, got {_describe(value)}")
+    return int(arr.reshape(-1)[0])
+
+
+def _attr_ints(value) -> list[int]:
+    arr = np.asarray(value)
+    if arr.ndim != 1 or arr.dtype.kind not in "iu":
+        raise _AttrTypeError(f"must be a list of integers, got {_describe(value)}")
+    return [int(v) for v in arr]
+
+
+def _describe(value) -> str:
+    arr = np.asarray(value) if not isinstance(value, (str, bytes)) else None
+    if arr is None:
+        return type(value).__name__
+    return f"{arr.dtype} of shape {arr.shape}" if arr.shape else f"{arr.dtype} {value!r}"[:80]
+
+
+def _attr(attrs, key: str, convert, path: Path, where: str = "root", default=None):
+    """``convert(attrs[key])`` (``default`` when absent); a wrong type is a DataFormatError naming the file."""
+    if key not in attrs:
+        return default
+    try:
+        value = attrs[key]
+    except (OSError, TypeError, ValueError) as exc:  # h5py cannot even decode it (odd dtypes)
+        raise DataFormatError(path, f"{where} attribute {key!r} cannot be read ({exc})") from None
+    try:
+        return convert(value)
+    except _AttrTypeError as exc:
+        raise DataFormatError(path, f"{where} attribute {key!r} {exc}") from None
+
+
+def _numeric_dataset(parent, name: str, path: Path, where: str):
+    """The dataset ``parent[name]`` stored in this file with a real numeric dtype, or a DataFormatError."""
+    h5py = _h5py()
+    link = parent.get(name, getlink=True)
+    if link is None:
+        raise DataFormatError(path, f"{where}: dataset {name!r} is missing")
+    if isinstance(link, (h5py.SoftLink, h5py.ExternalLink)):
+        raise DataFormatError(path, f"{where}: {name!r} is a link, not data stored in the file",
+                              hint="skelviz reads only datasets stored in the file itself")
+    try:
+        obj = parent[name]
+    except (KeyError, OSError, ValueError) as exc:
+        raise DataFormatError(path, f"{where}: {name!r} cannot be opened ({exc})") from None
+    if not isinstance(obj, h5py.Dataset):
+        raise DataFormatError(path, f"{where}: {name!r} is a {type(obj).__name__.lower()}, not a dataset")
+    _check_numeric(obj, path, f"{where}: {name!r}")
+    return obj
+
+
+def _check_numeric(ds, path: Path, what: str) -> None:
+    """A real numeric dtype, and a declared size the limits allow (:mod:`engine.io.limits`)."""
+    from engine.io.limits import check_size
+
+    if ds.dtype.kind not in "iuf" or ds.dtype.fields is not None:
+        raise DataFormatError(path, f"{what} must hold numbers, but its type is {ds.dtype}")
+    try:
+        stored = int(ds.id.get_storage_size())
+    except Exception:  # noqa: BLE001 - virtual or odd layouts: no expansion check, the size limit still holds
+        stored = None
+    check_size(path, what, int(np.prod(ds.shape, dtype=np.float64)) * 4, stored)
 
 
 def probe(path: str | Path) -> str:
@@ -96,8 +185,11 @@ def probe(path: str | Path) -> str:
 
 
 def _kind_of(f, path: Path) -> str:
-    fmt = f.attrs.get("format")
-    if fmt is not None and _attr_str(fmt) == FORMAT_NAME:
+    try:
+        fmt = _attr_str(f.attrs["format"]) if "format" in f.attrs else None
+    except (_AttrTypeError, OSError, TypeError):
+        fmt = None
+    if fmt == FORMAT_NAME:
         return PROJECT_FORMAT
     if "joint_names" in f.attrs and "parents" in f.attrs:
         return POSITIONS_FORMAT
@@ -229,13 +321,12 @@ def _project_skeleton(f, path: Path) -> Skeleton:
     for attr in ("joint_names", "parents"):
         if attr not in f.attrs:
             raise DataFormatError(path, f"root attribute {attr!r} is missing", hint="the skeleton cannot be built")
+    name = _attr(f.attrs, "skeleton_name", _attr_str, path, default=path.stem)
+    joint_names = _attr(f.attrs, "joint_names", _attr_strs, path)
+    parents = _attr(f.attrs, "parents", _attr_ints, path)
+    up_axis = _attr(f.attrs, "up_axis", _attr_str, path, default="y")
     try:
-        skeleton = skeletons.from_arrays(
-            _attr_str(f.attrs.get("skeleton_name", path.stem)),
-            _attr_strs(f.attrs["joint_names"]),
-            np.asarray(f.attrs["parents"]).astype(int).tolist(),
-            _attr_str(f.attrs.get("up_axis", "y")),
-        )
+        skeleton = skeletons.from_arrays(name, joint_names, parents, up_axis)
     except SkeletonMismatchError as exc:
         raise DataFormatError(path, f"invalid skeleton in the root attributes: {exc}") from None
     _register_if_free(skeleton, path)
@@ -243,34 +334,41 @@ def _project_skeleton(f, path: Path) -> Skeleton:
 
 
 def _clip_groups(f, path: Path) -> list[tuple[str, object]]:
-    version = f.attrs.get("schema_version")
+    h5py = _h5py()
+    version = _attr(f.attrs, "schema_version", _attr_int, path)
     if version is None:
         raise DataFormatError(path, "root attribute 'schema_version' is missing")
-    if int(version) > SCHEMA_VERSION:
+    if version > SCHEMA_VERSION:
         raise DataFormatError(
-            path, f"schema_version {int(version)} is newer than this skelviz reads ({SCHEMA_VERSION})",
+            path, f"schema_version {version} is newer than this skelviz reads ({SCHEMA_VERSION})",
             hint="upgrade skelviz",
         )
     if "clips" not in f:
         raise DataFormatError(path, "the group 'clips' is missing")
+    if not isinstance(f.get("clips", getlink=True), h5py.HardLink) or not isinstance(f["clips"], h5py.Group):
+        raise DataFormatError(path, "'clips' must be a group stored in the file (one subgroup per clip)")
     items = []
     for name in f["clips"]:
+        if not isinstance(f["clips"].get(name, getlink=True), h5py.HardLink):
+            raise DataFormatError(path, f"clips/{name} is a link, not a clip stored in the file")
         g = f["clips"][name]
-        if not hasattr(g, "keys"):
+        if not isinstance(g, h5py.Group):
             raise DataFormatError(path, f"clips/{name} is not a group")
-        items.append((name, g))
-    items.sort(key=lambda kv: (int(kv[1].attrs.get("index", 1 << 30)), kv[0]))
-    return items
+        items.append((name, g, _attr(g.attrs, "index", _attr_int, path, f"clip {name!r}", 1 << 30)))
+    items.sort(key=lambda item: (item[2], item[0]))
+    return [(name, g) for name, g, _ in items]
 
 
 def _read_project_clip(name: str, g, skeleton: Skeleton, path: Path) -> Clip:
     where = f"clip {name!r}"
-    if "bodies" not in g:
-        raise DataFormatError(path, f"{where}: dataset 'bodies' is missing")
+    ds = _numeric_dataset(g, "bodies", path, where)
     if "fps" not in g.attrs:
         raise DataFormatError(path, f"{where}: attribute 'fps' is missing", hint="every clip needs its frame rate")
+    fps = _attr(g.attrs, "fps", _attr_float, path, where)
+    if ds.ndim != 4 or ds.shape[-1] != 3:
+        raise DataFormatError(path, f"{where}: 'bodies' must be (M, T, V, 3), got shape {ds.shape}")
     try:
-        bodies = np.asarray(g["bodies"][()], dtype=np.float32)
+        bodies = np.asarray(ds[()], dtype=np.float32)
     except (OSError, ValueError) as exc:
         raise DataFormatError(path, f"{where}: cannot read 'bodies' ({exc})", hint="the file is truncated or corrupt") from None
     if bodies.ndim != 4 or bodies.shape[-1] != 3:
@@ -287,20 +385,19 @@ def _read_project_clip(name: str, g, skeleton: Skeleton, path: Path) -> Clip:
     if bad.any():
         frame = int(np.argwhere(bad)[0][1])
         raise DataFormatError(path, f"{where}: positions contain NaN or Inf", frame=frame)
-    fps = float(np.asarray(g.attrs["fps"]))
     if not (np.isfinite(fps) and fps > 0):
         raise DataFormatError(path, f"{where}: frame rate must be positive, got {fps}")
     try:
-        details = json.loads(_attr_str(g.attrs.get("details", "{}")) or "{}")
-    except json.JSONDecodeError as exc:
+        details = json.loads(_attr(g.attrs, "details", _attr_str, path, where, "{}") or "{}")
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise DataFormatError(path, f"{where}: attribute 'details' is not valid JSON ({exc})") from None
     if not isinstance(details, dict):
         raise DataFormatError(path, f"{where}: attribute 'details' must be a JSON object")
     details["clip"] = name
-    details["origin_source"] = _attr_str(g.attrs.get("source", ""))
-    details["origin_format"] = _attr_str(g.attrs.get("format", ""))
-    label = _attr_str(g.attrs["label"]) if "label" in g.attrs else None
-    clip_name = _attr_str(g.attrs.get("name", name)) or name
+    details["origin_source"] = _attr(g.attrs, "source", _attr_str, path, where, "")
+    details["origin_format"] = _attr(g.attrs, "format", _attr_str, path, where, "")
+    label = _attr(g.attrs, "label", _attr_str, path, where)
+    clip_name = _attr(g.attrs, "name", _attr_str, path, where, name) or name
     return Clip.from_bodies(
         bodies, skeleton, fps, label=label, name=clip_name,
         provenance=Provenance(str(path), PROJECT_FORMAT, details),
@@ -314,8 +411,11 @@ def read_project(path: str | Path) -> ClipDataset:
         if _kind_of(f, path) != PROJECT_FORMAT:
             raise DataFormatError(path, "not a skelviz clip/dataset file")
         skeleton = _project_skeleton(f, path)
-        class_names = _attr_strs(f.attrs["class_names"]) if "class_names" in f.attrs else None
-        clips = [_read_project_clip(n, g, skeleton, path) for n, g in _clip_groups(f, path)]
+        class_names = _attr(f.attrs, "class_names", _attr_strs, path)
+        items = _clip_groups(f, path)
+        if not items:
+            raise DataFormatError(path, "the file holds no clips")
+        clips = [_read_project_clip(n, g, skeleton, path) for n, g in items]
     try:
         return ClipDataset(clips, class_names or None, skeleton=skeleton, name=path.stem, source=str(path))
     except DataFormatError as exc:
@@ -347,6 +447,7 @@ def count_clips(path: str | Path) -> int:
 
 # -- reading the positions layout (shared cmu8) ---------------------------------------------------------------------
 def _positions_items(f) -> list[tuple[str, object]]:
+    """Every (T, V, 3) dataset stored in the file (``visititems`` follows no soft or external link)."""
     items = []
 
     def visit(name, obj):
@@ -358,16 +459,17 @@ def _positions_items(f) -> list[tuple[str, object]]:
 
 
 def _positions_skeleton(f, path: Path, skeleton_name: str | None) -> tuple[Skeleton, float, str]:
-    joint_names = _attr_strs(f.attrs["joint_names"])
-    parents = np.asarray(f.attrs["parents"]).astype(int).tolist()
-    up_axis = _attr_str(f.attrs.get("up_axis", "y")).lower()
+    joint_names = _attr(f.attrs, "joint_names", _attr_strs, path)
+    parents = _attr(f.attrs, "parents", _attr_ints, path)
+    up_axis = _attr(f.attrs, "up_axis", _attr_str, path, default="y").lower()
+    file_fps = _attr(f.attrs, "fps", _attr_float, path, default=float("nan"))
     name = skeleton_name or f"{path.stem.split('_')[0]}_{len(joint_names)}"
     try:
         skeleton = skeletons.from_arrays(name, joint_names, parents, "y")
     except SkeletonMismatchError as exc:
         raise DataFormatError(path, f"invalid skeleton in the root attributes: {exc}") from None
     _register_if_free(skeleton, path)
-    return skeleton, float(np.asarray(f.attrs.get("fps", np.nan))), up_axis
+    return skeleton, file_fps, up_axis
 
 
 def _to_y_up(x: np.ndarray, up_axis: str) -> np.ndarray:
@@ -397,7 +499,7 @@ def read_positions_h5(
         skeleton, file_fps, up_axis = _positions_skeleton(f, path, skeleton_name)
         if up_axis not in ("x", "y", "z"):
             raise DataFormatError(path, f"root attribute up_axis={up_axis!r} must be x, y or z")
-        units = _attr_str(f.attrs.get("units", "metre")).lower()
+        units = _attr(f.attrs, "units", _attr_str, path, default="metre").lower()
         if units not in _UNITS_TO_METRES:
             raise DataFormatError(
                 path, f"unknown units {units!r}", hint=f"use one of {', '.join(sorted(_UNITS_TO_METRES))}"
@@ -407,7 +509,12 @@ def read_positions_h5(
         if not (np.isfinite(clip_fps) and clip_fps > 0):
             raise DataFormatError(path, "root attribute 'fps' is missing or not positive", hint="pass fps=")
         clips = []
-        for name, ds in _positions_items(f):
+        items = _positions_items(f)
+        if not items:
+            raise DataFormatError(path, "the file holds no clips (no (T, V, 3) dataset)",
+                                  hint="a positions file holds one (T, V, 3) dataset per clip")
+        for name, ds in items:
+            _check_numeric(ds, path, f"clip {name!r}")
             if ds.shape[1] != skeleton.num_joints:
                 raise DataFormatError(
                     path, f"clip {name!r}: {ds.shape[1]} joints per frame, but the file's skeleton has "
@@ -423,7 +530,7 @@ def read_positions_h5(
             if bad.any():
                 raise DataFormatError(path, f"clip {name!r}: positions contain NaN or Inf", frame=int(np.argwhere(bad)[0][0]))
             x = _to_y_up(x * scale, up_axis) if (scale != 1.0 or up_axis != "y") else x
-            label = _attr_str(ds.attrs["label"]) if "label" in ds.attrs else None
+            label = _attr(ds.attrs, "label", _attr_str, path, f"clip {name!r}")
             split = name.split("/")[0] if "/" in name else ""
             clips.append(
                 Clip(

@@ -21,7 +21,7 @@ import numpy as np
 
 from engine import skeletons
 from engine.data import Clip, ClipDataset, Provenance
-from engine.errors import DataFormatError, MissingCompanionFileError, SkeletonMismatchError
+from engine.errors import DataFormatError, MissingCompanionFileError, SkeletonMismatchError, UnknownSkeletonError
 from engine.skeletons import Skeleton
 
 log = logging.getLogger(__name__)
@@ -34,9 +34,25 @@ CLASSES_FILE = "classes.txt"
 Stats = tuple[np.ndarray, np.ndarray]
 
 
+def _check_members(path: Path) -> None:
+    """Refuse, before decompressing, members that declare far more data than the archive holds."""
+    import zipfile
+
+    from engine.io.limits import check_size
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # np.load reports it below
+    for info in infos:
+        check_size(path, f"array {info.filename!r}", info.file_size, info.compress_size)
+
+
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise DataFormatError(path, "no such file")
+    _check_members(path)
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
@@ -86,6 +102,20 @@ def read_class_names(path: str | Path) -> list[str]:
     return names
 
 
+def _scalar_number(z: dict, key: str, path: Path) -> float:
+    a = np.asarray(z[key])
+    if a.size != 1 or a.dtype.kind not in "biuf":
+        raise DataFormatError(path, f"array {key!r} must be one number, got {a.dtype} of shape {a.shape}")
+    return float(a.reshape(-1)[0])
+
+
+def _scalar_str(z: dict, key: str, path: Path) -> str:
+    a = np.asarray(z[key])
+    if a.size != 1 or a.dtype.kind not in "U":
+        raise DataFormatError(path, f"array {key!r} must be one text value, got {a.dtype} of shape {a.shape}")
+    return str(a.reshape(-1)[0])
+
+
 def _str_list(a: np.ndarray) -> list[str]:
     return [str(s) for s in np.asarray(a).reshape(-1).tolist()]
 
@@ -114,9 +144,14 @@ def read_smart_npz(
             hint="a SMART .npz needs 'clips' (N, T, 3V) and 'classes' (N,)",
         )
     clips, classes = z["clips"], z["classes"]
+    if clips.dtype.kind not in "iuf" or clips.dtype.fields is not None:
+        raise DataFormatError(path, f"'clips' must hold numbers, but its type is {clips.dtype}")
     if skeleton is None:
-        skeleton = str(z["skeleton"]) if "skeleton" in z else "hdm05_25"
-    sk = skeletons.get(skeleton)
+        skeleton = _scalar_str(z, "skeleton", path) if "skeleton" in z else "hdm05_25"
+    try:
+        sk = skeletons.get(skeleton)
+    except UnknownSkeletonError as exc:
+        raise DataFormatError(path, str(exc), hint="pass skeleton= with a registered name") from None
     v = sk.num_joints
     if clips.ndim != 3:
         raise DataFormatError(path, f"'clips' must be (N, T, {3 * v}), got shape {clips.shape}")
@@ -134,7 +169,7 @@ def read_smart_npz(
         raise DataFormatError(path, f"'classes' must be integers, got {classes.dtype}")
 
     x = clips.astype(np.float32)
-    normalised = bool(np.asarray(z["normalised"]).reshape(-1)[0]) if "normalised" in z else True
+    normalised = bool(_scalar_number(z, "normalised", path)) if "normalised" in z else True
     if normalised:
         if stats is None:
             stats_path = path.parent / STATS_FILE
@@ -168,7 +203,9 @@ def read_smart_npz(
             path, f"class label {int(classes.max())} but only {len(names)} class names ({names})",
             hint=f"check {CLASSES_FILE}",
         )
-    clip_fps = float(fps) if fps is not None else (float(z["fps"]) if "fps" in z else SMART_FPS)
+    clip_fps = float(fps) if fps is not None else (_scalar_number(z, "fps", path) if "fps" in z else SMART_FPS)
+    if not (np.isfinite(clip_fps) and clip_fps > 0):
+        raise DataFormatError(path, f"the frame rate must be a positive number, got {clip_fps}")
     out = []
     for i in range(len(x)):
         k = int(classes[i])

@@ -186,6 +186,11 @@ def read_ntu(path: str | Path, *, max_bodies: int | None = None) -> Clip:
             path, f"none of the {n_frames} frames contains a body", hint="an empty clip cannot be used"
         )
 
+    from engine.io.limits import check_size
+
+    # Every tracked body is filled to the whole clip: a new id in every frame would need bodies x frames poses.
+    check_size(path, f"{len(tracks)} bodies over {n_frames} frames", len(tracks) * n_frames * _JOINTS * 3 * 8,
+               path.stat().st_size)
     bodies, summary = [], []
     for body_id, frames in tracks.items():
         present = np.array(sorted(frames))
