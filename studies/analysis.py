@@ -173,9 +173,20 @@ def _fill_dprime(protocol: Protocol, cells: dict[str, Cell], rows_by_condition: 
 
 
 def load_sessions(paths: list[str | Path]) -> list[SessionData]:
+    """Read the session files; a file that cannot be read is reported (logged) and skipped, so one damaged or
+    wrong file does not stop the analysis of the others. :class:`StudyError` when none can be read."""
     if not paths:
         raise StudyError("no session files given")
-    sessions = [read_session(p) for p in paths]
+    sessions, skipped = [], []
+    for p in paths:
+        try:
+            sessions.append(read_session(p))
+        except (StudyError, ValueError, TypeError, KeyError, OSError) as exc:
+            reason = str(exc) if isinstance(exc, StudyError) else f"{p}: cannot be read ({type(exc).__name__}: {exc})"
+            log.warning("skipped %s", reason)
+            skipped.append(reason)
+    if not sessions:
+        raise StudyError("none of the session files can be read: " + "; ".join(skipped))
     digests = {s.attrs["protocol_sha256"] for s in sessions}
     if len(digests) > 1:
         titles = sorted({f"{s.path.name}: {s.attrs['protocol_title']} ({s.attrs['protocol_sha256'][:8]})"

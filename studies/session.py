@@ -15,6 +15,7 @@ interrupted by a pause is shown again from the start (its response time would be
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from enum import StrEnum
@@ -25,6 +26,25 @@ from studies.protocol import Protocol
 from studies.schedule import Trial, plan_trials, session_seed
 from studies.stimuli import StimulusSet
 from studies.storage import Response, SessionFile, check_participant_id, new_participant_id
+
+_LETTER_RUN = re.compile(r"[A-Za-z]{5,}")
+
+
+def check_participant_code(pid: str) -> str:
+    """An experimenter-supplied participant id, checked so that it does not look like a name.
+
+    The rule: 1-32 letters, digits, ``-`` or ``_``; not letters only; no run of five or more letters.
+    ``P-7KQ2MX``, ``S012``, ``sub-07``, ``P-ONE`` pass; ``AliceJones``, ``Alice_Jones``, ``alice1``, ``Bob``
+    do not. Generated ids (:func:`~studies.storage.new_participant_id`) always pass. Ids end up in file names
+    and on every data row, so a name must never be one; leave the id out to generate one.
+    """
+    check_participant_id(pid)
+    if pid.isalpha() or _LETTER_RUN.search(pid):
+        raise StudyError(
+            f"participant id {pid!r} looks like a name: a participant id must not be letters only nor hold five "
+            "or more letters in a row (e.g. S012 or P-7KQ2MX); leave it out to generate one"
+        )
+    return pid
 
 
 class State(StrEnum):
@@ -81,7 +101,7 @@ class StudySession:
         **kw,
     ) -> StudySession:
         """A new session file in ``out_dir`` holding the plan for a (generated) participant id."""
-        pid = check_participant_id(participant) if participant else new_participant_id()
+        pid = check_participant_code(participant) if participant else new_participant_id()
         seed = session_seed(protocol, pid)
         plan = plan_trials(protocol, stimuli.catalogue(), seed)
         stamp = time.strftime("%Y%m%dT%H%M%S")

@@ -52,7 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.data import Clip, Provenance
-from engine.errors import DataFormatError
+from engine.errors import DataFormatError, ParameterError
 from engine.kinematics import (
     best_fit_rotation,
     euler_to_matrix,
@@ -62,7 +62,7 @@ from engine.kinematics import (
 )
 from engine.skeletons import Skeleton
 
-__all__ = ["read_bvh", "write_bvh", "UNIT_SCALES", "detect_units"]
+__all__ = ["read_bvh", "write_bvh", "UNIT_SCALES", "detect_units", "resolve_units"]
 
 log = logging.getLogger(__name__)
 
@@ -212,10 +212,11 @@ def detect_units(height: float) -> tuple[str, float, bool]:
     return best, UNIT_SCALES[best], False
 
 
-def _resolve_units(units: str | float) -> tuple[str, float]:
+def resolve_units(units: str | float) -> tuple[str, float]:
+    """``(unit name, metres per file unit)`` of a ``units=`` value; :class:`ParameterError` when unknown."""
     if isinstance(units, (int, float)) and not isinstance(units, bool):
         if not (math.isfinite(units) and units > 0):
-            raise ValueError(f"units scale must be a positive number of metres per file unit, got {units}")
+            raise ParameterError(f"units scale must be a positive number of metres per file unit, got {units}")
         return f"{float(units):g} m/unit", float(units)
     key = str(units).strip().lower()
     aliases = {
@@ -233,11 +234,12 @@ def _resolve_units(units: str | float) -> tuple[str, float]:
     key = aliases.get(key, key)
     if key not in UNIT_SCALES:
         try:
-            return _resolve_units(float(key))
+            value = float(key)
         except ValueError:
-            raise ValueError(
+            raise ParameterError(
                 f"unknown units {units!r}; use one of {', '.join(UNIT_SCALES)} or metres per file unit as a number"
             ) from None
+        return resolve_units(value)
     return key, UNIT_SCALES[key]
 
 
@@ -418,7 +420,7 @@ def read_bvh(path: str | Path, *, units: str | float | None = None) -> Clip:
     wrong number of values, or a file without frames.
     """
     path = Path(path)
-    scale_override = None if units is None else _resolve_units(units)
+    scale_override = None if units is None else resolve_units(units)
     lines = _read_lines(path)
     motion_at = next((i for i, ln in enumerate(lines) if ln.strip().upper().startswith("MOTION")), None)
     joints = _parse_hierarchy(_Tokens(path, lines, len(lines) if motion_at is None else motion_at))

@@ -11,11 +11,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 from pathlib import Path
 
 from engine.errors import SkelvizError
+from skelviz.cli._checks import FORCE_COMMANDS, check_checkpoints, check_options, check_outputs
 
 log = logging.getLogger("skelviz")
 
@@ -42,11 +44,30 @@ def build_parser() -> argparse.ArgumentParser:
     for name, module in sorted(_command_modules().items()):
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
+        if name in FORCE_COMMANDS:
+            p.add_argument("--force", action="store_true",
+                           help="replace existing output files (each old file is kept as NAME.bak)")
         p.set_defaults(_run=module.run)
     return parser
 
 
+def require_display(what: str) -> None:
+    """Raise a SkelvizError when no display is available for ``what`` (Qt would abort the process)."""
+    if sys.platform != "linux" or os.environ.get("QT_QPA_PLATFORM", "").split(":")[0] in ("offscreen", "minimal",
+                                                                                           "vnc", "eglfs"):
+        return
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return
+    raise SkelvizError(f"{what} needs a display, and none is available (DISPLAY is not set); on a headless machine "
+                       f"run it under a virtual one: xvfb-run -a skelviz ...")
+
+
 def _launch_app(files: list[str]) -> int:
+    try:
+        require_display("the skelviz app")
+    except SkelvizError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         from skelviz.app import run_app
     except ImportError as exc:  # the GUI needs PySide6/pyqtgraph/PyOpenGL and a display
@@ -68,8 +89,14 @@ def main(argv: list[str] | None = None) -> int:
             build_parser().print_help()
             return 0
         return _launch_app(positional)
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse printed usage and the error (or the help)
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        check_options(args)
+        check_outputs(args)
+        check_checkpoints(args)
         return int(args._run(args) or 0)
     except SkelvizError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -31,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="stimulus file to write (.h5)")
     p.add_argument("--clips", type=int, help="number of clips (overrides [prepare] clips)")
     p.add_argument("--device", default="cpu", help="torch device for the attacks (cpu, cuda:0 ...)")
+    p.add_argument("--force", action="store_true", help="replace an existing stimulus file (kept as NAME.bak)")
 
     r = sub.add_parser("run", help="run one participant session in a full-screen window")
     r.add_argument("protocol", help="protocol TOML file or preset name")
@@ -44,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a.add_argument("sessions", nargs="+", help="session files (.h5)")
     a.add_argument("--out", required=True, help="report folder")
     a.add_argument("--catch-threshold", type=float, help="exclude participants below this catch accuracy")
+    a.add_argument("--force", action="store_true", help="replace an existing report (old files kept as NAME.bak)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,6 +98,13 @@ def _run(args: argparse.Namespace) -> int:
     open_stimuli(args.stimuli, protocol)
     if args.resume and args.participant:
         raise StudyError("--resume continues the participant stored in the session file; leave out --participant")
+    if args.resume:
+        from studies.storage import read_session
+
+        read_session(args.resume)  # a file that is not a session is a message here, not a broken window
+    from skelviz.cli import require_display
+
+    require_display("the participant window (skelviz study run)")
     try:
         from PySide6 import QtCore, QtWidgets
     except ImportError as exc:

@@ -43,6 +43,8 @@ def main() -> int:
             time.sleep(args.delay)  # the participant watches and decides
             session.respond(responses[trial.index % len(responses)])
             print("DONE", trial.index, flush=True)
+        elif session.state is State.CONSENT:  # resumed from a session killed before consent was given
+            session.accept_consent()
         else:
             session.advance()
     print("END", session.state.value, flush=True)
