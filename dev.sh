@@ -12,7 +12,8 @@ VENV=.venv
 DEB_PACKAGES=(xvfb xauth libgl1 libgl1-mesa-dri libegl1 libglx-mesa0 libxkbcommon0 libxkbcommon-x11-0
   libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0
   libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libxcb-xfixes0 libdbus-1-3 libfontconfig1 fonts-dejavu-core
-  ffmpeg)
+  ffmpeg
+  chromium chromium-driver)  # headless browser + its WebDriver for the online-study tests (tests/studies/test_web*)
 
 log() { printf '[dev.sh] %s\n' "$*" >&2; }
 

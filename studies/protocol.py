@@ -19,6 +19,14 @@ practice, catch trials, blocks, run-length limits), the response keys, the playb
     blocks = 2
     max_side_run = 3
     max_condition_run = 3
+    orders = 1                          # counterbalanced trial orders (see studies.counterbalance)
+
+    [online]                            # optional: only `skelviz study serve` (the browser runner) reads it
+    completion_code = "C1A2B3"          # shown on the last page (Prolific / MTurk)
+    redirect_url = "https://app.prolific.com/submissions/complete?cc={code}"
+    min_width = 800                     # the page refuses smaller windows (CSS pixels)
+    min_height = 500
+    presentation = "side_by_side"       # or "sequential": a pair one after the other
 
     [catch]                             # optional: trials with a known answer
     count = 4
@@ -75,11 +83,13 @@ DETECT: dict[str, str] = {"yesno": "no", "same_different": "different"}
 
 _TABLE_KEYS: dict[str, set[str]] = {
     "study": {"title", "kind", "question", "seed", "consent", "instructions", "order_per_participant", "end_text"},
-    "design": {"repetitions", "practice", "blocks", "max_side_run", "max_condition_run", "clips_per_condition"},
+    "design": {"repetitions", "practice", "blocks", "max_side_run", "max_condition_run", "clips_per_condition",
+               "orders"},
     "catch": {"count", "method"},
     "keys": set(),  # checked per kind
     "display": {"loops", "replays", "fps", "show_label", "inter_trial_ms"},
-    "analysis": {"catch_threshold"},
+    "analysis": {"catch_threshold", "max_focus_losses"},
+    "online": {"completion_code", "redirect_url", "min_width", "min_height", "presentation", "gap_ms"},
     "prepare": {"clips", "seed", "split", "methods", "classes", "jitter_std"},
 }
 _TOP_KEYS = set(_TABLE_KEYS) | {"conditions", "schema"}
@@ -120,6 +130,27 @@ class PrepareSpec:
     methods: tuple[PrepareMethod, ...] = ()
 
 
+PRESENTATIONS = ("side_by_side", "sequential")
+
+
+@dataclass(frozen=True)
+class OnlineSpec:
+    """The ``[online]`` table: what only the browser runner (``skelviz study serve``) uses.
+
+    ``completion_code`` and ``redirect_url`` are shown / offered on the last page so that a crowd-sourcing
+    platform (Prolific, MTurk) can credit the participant; ``redirect_url`` may contain ``{code}``. The page
+    refuses to start in a window smaller than ``min_width`` × ``min_height`` CSS pixels. ``presentation`` shows
+    a pair side by side or one after the other (``gap_ms`` of blank between them).
+    """
+
+    completion_code: str = ""
+    redirect_url: str = ""
+    min_width: int = 800
+    min_height: int = 500
+    presentation: str = "side_by_side"
+    gap_ms: int = 500
+
+
 @dataclass(frozen=True)
 class Protocol:
     """A validated study protocol. ``text`` is the TOML source; ``sha256`` identifies it in session files."""
@@ -148,6 +179,9 @@ class Protocol:
     inter_trial_ms: int = 500
     order_per_participant: bool = True
     catch_threshold: float = 0.75
+    max_focus_losses: int = 3
+    orders: int = 1
+    online: OnlineSpec = field(default_factory=OnlineSpec)
     prepare: PrepareSpec | None = None
     text: str = ""
     source: str = ""
@@ -257,6 +291,7 @@ def parse_protocol(text: str, source: str = "<protocol>") -> Protocol:
     if fps is not None and fps <= 0:
         display.fail(f"fps must be positive, got {fps}")
     threshold = analysis.get("catch_threshold", (int, float), 0.75)
+    online = _parse_online(source, kind, tables["online"])
     if not 0 <= threshold <= 1:
         analysis.fail(f"catch_threshold must lie in [0, 1], got {threshold}")
 
@@ -285,6 +320,9 @@ def parse_protocol(text: str, source: str = "<protocol>") -> Protocol:
         show_label=display.get("show_label", bool, kind == "yesno"),
         inter_trial_ms=display.integer("inter_trial_ms", 500),
         catch_threshold=float(threshold),
+        max_focus_losses=analysis.integer("max_focus_losses", 3),
+        orders=design.integer("orders", 1, minimum=1),
+        online=online,
         prepare=_parse_prepare(source, tables["prepare"]) if "prepare" in data else None,
         text=text,
         source=source,
@@ -375,6 +413,26 @@ def _parse_keys(source: str, kind: str, raw: dict) -> dict[str, str]:
     if len(set(keys.values())) != len(keys):
         raise StudyError(f"{source}: [keys] two actions share a key: {keys}")
     return keys
+
+
+def _parse_online(source: str, kind: str, raw: dict) -> OnlineSpec:
+    r = _Reader(source, "online", raw)
+    url = r.text("redirect_url", "")
+    if url and not url.startswith(("https://", "http://")):
+        r.fail(f"redirect_url must be an http(s) address, got {url!r}", "e.g. the completion URL Prolific gives you")
+    presentation = r.text("presentation", "side_by_side")
+    if presentation not in PRESENTATIONS:
+        r.fail(f"presentation {presentation!r} is not known", f"use one of {', '.join(PRESENTATIONS)}")
+    if presentation == "sequential" and kind == "yesno":
+        r.fail("presentation = \"sequential\" needs two stimuli per trial; a yesno study shows one")
+    return OnlineSpec(
+        completion_code=r.text("completion_code", ""),
+        redirect_url=url,
+        min_width=r.integer("min_width", 800, minimum=1),
+        min_height=r.integer("min_height", 500, minimum=1),
+        presentation=presentation,
+        gap_ms=r.integer("gap_ms", 500),
+    )
 
 
 def _parse_prepare(source: str, raw: dict) -> PrepareSpec:

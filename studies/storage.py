@@ -4,7 +4,9 @@ Schema (root attribute ``schema_version`` = 1, ``format`` = ``"skelviz-session"`
 
     /                    attrs: schema_version, format, session_id, participant_id, seed, app_version, created,
                                 protocol_title, protocol_sha256, stimuli_file, stimuli_file_sha256, status
-                                ("running" | "completed" | "aborted"), n_planned
+                                ("running" | "completed" | "aborted"), n_planned; optional: runner
+                                ("desktop" | "web"; absent in older files: desktop), order (counterbalancing),
+                                token_sha256 (web: hash of the participant's URL token)
     /protocol            the protocol's TOML text (scalar string)
     /planned_trials      one row per planned trial (PLAN_FIELDS), practice first
     /stimulus_hashes     (stimulus, sha256) for every stimulus the plan shows
@@ -170,8 +172,12 @@ class SessionFile:
         participant_id: str,
         seed: int,
         fsync: bool = True,
+        attrs: dict[str, str | int] | None = None,
     ) -> SessionFile:
-        """Write everything known before the first trial (protocol, seed, plan, hashes, ids) and flush it."""
+        """Write everything known before the first trial (protocol, seed, plan, hashes, ids) and flush it.
+
+        ``attrs`` are extra root attributes the runner knows at creation (``runner``, counterbalancing ``order``).
+        """
         from engine import __version__
 
         path = Path(path)
@@ -196,6 +202,8 @@ class SessionFile:
             a["stimuli_file_sha256"] = file_sha256(stimuli.path)
             a["status"] = "running"
             a["n_planned"] = len(plan)
+            for key, value in (attrs or {}).items():
+                a[key] = value
             f.create_dataset("protocol", data=protocol.text, dtype=_STR)
             f.create_dataset("planned_trials", data=np.array([plan_row(t) for t in plan], dtype=PLAN_DTYPE))
             shown = sorted({s for t in plan for s in t.stimuli})

@@ -2,6 +2,7 @@
 
     skelviz study prepare PROTOCOL --model CKPT --data PATH --out STIMULI.h5
     skelviz study run PROTOCOL --stimuli STIMULI.h5 [--participant ID] [--resume SESSION.h5] [--out DIR]
+    skelviz study serve PROTOCOL --stimuli STIMULI.h5 --out SESSIONS_DIR [--host H] [--port P]
     skelviz study analyze SESSIONS... --out DIR
 
 PROTOCOL is a TOML file or the name of a shipped preset (deceitfulness, naturalness, indistinguishability,
@@ -36,10 +37,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     r = sub.add_parser("run", help="run one participant session in a full-screen window")
     r.add_argument("protocol", help="protocol TOML file or preset name")
     r.add_argument("--stimuli", required=True, help="stimulus file made by `skelviz study prepare`")
-    r.add_argument("--participant", help="participant code (default: a generated one; never a name)")
+    r.add_argument("--participant", help="participant code (default: a generated one); never a name: not letters "
+                   "only and no five letters in a row (e.g. S012)")
     r.add_argument("--resume", help="continue this session file instead of starting a new one")
     r.add_argument("--out", help="folder for the session file (default: sessions/ beside the stimulus file)")
     r.add_argument("--windowed", action="store_true", help="a normal window instead of full screen")
+
+    w = sub.add_parser("serve", help="run the study in participants' browsers (one session file per participant)")
+    w.add_argument("protocol", help="protocol TOML file or preset name")
+    w.add_argument("--stimuli", required=True, help="stimulus file made by `skelviz study prepare`")
+    w.add_argument("--out", required=True, help="folder for the session files (sessions there resume on restart)")
+    w.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    w.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
 
     a = sub.add_parser("analyze", aliases=["analyse"], help="merge sessions and write the report")
     a.add_argument("sessions", nargs="+", help="session files (.h5)")
@@ -49,7 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return {"prepare": _prepare, "run": _run, "analyze": _analyze, "analyse": _analyze}[args.verb](args)
+    verbs = {"prepare": _prepare, "run": _run, "serve": _serve, "analyze": _analyze, "analyse": _analyze}
+    return verbs[args.verb](args)
 
 
 def _prepare(args: argparse.Namespace) -> int:
@@ -128,6 +138,27 @@ def _run(args: argparse.Namespace) -> int:
 
     data = read_session(path)
     print(f"{data.attrs['status']}: {len(data.responses)} of {len(data.plan)} trials answered, saved in {path}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from engine.errors import StudyError
+    from studies.protocol import load_protocol
+    from studies.stimuli import open_stimuli
+
+    if not 0 <= args.port <= 65535:
+        raise StudyError(f"--port must be a TCP port (0-65535), got {args.port}")
+    protocol = load_protocol(args.protocol)
+    stimuli = open_stimuli(args.stimuli, protocol)
+    try:
+        from studies.web.server import serve
+        from studies.web.sessions import WebSessions
+    except ImportError as exc:
+        raise StudyError(f"online studies need starlette and uvicorn ({exc}); reinstall skelviz") from None
+    sessions = WebSessions(protocol, stimuli, args.out)
+    print(f"serving {protocol.title!r} on http://{args.host}:{args.port}/ (sessions in {Path(args.out).resolve()});"
+          " give participants that address; Ctrl+C stops", flush=True)
+    serve(sessions, args.host, args.port)
     return 0
 
 
