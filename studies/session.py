@@ -22,8 +22,9 @@ from enum import StrEnum
 from pathlib import Path
 
 from engine.errors import StudyError
+from studies.counterbalance import OrderAllocator, plan_session
 from studies.protocol import Protocol
-from studies.schedule import Trial, plan_trials, session_seed
+from studies.schedule import Trial
 from studies.stimuli import StimulusSet
 from studies.storage import Response, SessionFile, check_participant_id, new_participant_id
 
@@ -102,13 +103,14 @@ class StudySession:
     ) -> StudySession:
         """A new session file in ``out_dir`` holding the plan for a (generated) participant id."""
         pid = check_participant_code(participant) if participant else new_participant_id()
-        seed = session_seed(protocol, pid)
-        plan = plan_trials(protocol, stimuli.catalogue(), seed)
+        # the allocator shared with the online runner: with [design] orders > 1, the least used order in out_dir
+        chosen = plan_session(protocol, stimuli.catalogue(), pid, OrderAllocator(out_dir, protocol))
+        seed, plan = chosen.seed, chosen.trials
         stamp = time.strftime("%Y%m%dT%H%M%S")
         slug = "".join(ch if ch.isalnum() else "-" for ch in protocol.title.lower()).strip("-")[:40] or "study"
         path = Path(out_dir) / f"{slug}_{pid}_{stamp}.h5"
         file = SessionFile.create(path, protocol, stimuli, plan, participant_id=pid, seed=seed,
-                                  fsync=kw.pop("fsync", True))
+                                  fsync=kw.pop("fsync", True), attrs={"runner": "desktop", "order": chosen.order})
         file.log_event("created", None, f"{len(plan)} trials planned")
         return cls(protocol, stimuli, file, **kw)
 

@@ -151,3 +151,19 @@ def test_server_over_http_resumes_after_sigkill(tmp_path, stimulus_file, protoco
     (path,) = out.glob("*.h5")
     with h5py.File(path, "r") as f:  # plain h5py, no skelviz code
         assert f["responses"]["response"][0] == b"right" and f.attrs["runner"] == "web"
+
+
+def test_desktop_runner_uses_the_same_allocator(tmp_path, stimulus_file, protocol):
+    from studies.session import StudySession
+
+    stimuli = open_stimuli(stimulus_file, protocol)
+    out = tmp_path / "out"
+    desktop = [StudySession.start(protocol, stimuli, out, f"D{i}", fsync=False) for i in range(2)]
+    for s in desktop:
+        s.close()
+    attrs = [read_session(s.file.path).attrs for s in desktop]
+    assert [a["order"] for a in attrs] == [0, 1] and {a["runner"] for a in attrs} == {"desktop"}
+    # an online server on the same folder continues the balance
+    web = WebSessions(protocol, stimuli, out, fsync=False)
+    assert web.allocator.counts == [1, 1]
+    assert read_session(web.session_path(web.create())).attrs["order"] == 0
