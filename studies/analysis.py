@@ -122,6 +122,8 @@ class Analysis:
     threshold: float
     conditions: list[Cell] = field(default_factory=list)
     participants: list[Cell] = field(default_factory=list)
+    focus_losses: dict[str, int] = field(default_factory=dict)  # per participant, while a trial was on screen
+    max_focus_losses: int = 3  # more than this is flagged (not excluded) in the report
 
     @property
     def included(self) -> list[str]:
@@ -196,6 +198,11 @@ def load_sessions(paths: list[str | Path]) -> list[SessionData]:
     return sessions
 
 
+def runner_of(session: SessionData) -> str:
+    """"web" for ``skelviz study serve`` sessions, "desktop" otherwise (files from before the attribute too)."""
+    return str(session.attrs.get("runner", "desktop"))
+
+
 def analyse(sessions: list[SessionData], catch_threshold: float | None = None) -> Analysis:
     """Merge sessions (one protocol) and compute every figure of the report."""
     protocol = sessions[0].protocol
@@ -210,7 +217,8 @@ def analyse(sessions: list[SessionData], catch_threshold: float | None = None) -
             if key in seen:  # the same file given twice
                 continue
             seen.add(key)
-            trials.append({**r, "session_file": s.path.name})
+            # online and desktop sessions are analysed alike; the runner is kept to tell them apart
+            trials.append({**r, "session_file": s.path.name, "runner": runner_of(s)})
 
     catch_accuracy: dict[str, float] = {}
     by_pid: dict[str, list[dict]] = defaultdict(list)
@@ -223,6 +231,8 @@ def analyse(sessions: list[SessionData], catch_threshold: float | None = None) -
     excluded = sorted(pid for pid, acc in catch_accuracy.items() if acc < threshold)
 
     result = Analysis(protocol, sessions, trials, measure_text(protocol), catch_accuracy, excluded, threshold)
+    result.max_focus_losses = protocol.max_focus_losses
+    result.focus_losses = {pid: sum(int(r["focus_losses"]) for r in rows) for pid, rows in by_pid.items()}
     scored = [r for r in trials if not r["is_catch"] and r["participant_id"] not in excluded]
     names = [c.name for c in protocol.conditions]
     by_cond: dict[str, list[dict]] = {n: [r for r in scored if r["condition"] == n] for n in names}
@@ -297,6 +307,27 @@ def write_report(result: Analysis, out_dir: str | Path) -> dict[str, Path]:
     return files
 
 
+def _session_table(r: Analysis) -> list[str]:
+    """One row per session: where it ran (desktop or online) and the flags a researcher should look at."""
+    answered: dict[str, int] = defaultdict(int)
+    for t in r.trials:
+        answered[t["session_file"]] += 1
+    lines = ["", "## Sessions", "",
+             "| session file | participant | runner | status | scored trials | focus losses in trials | flags |",
+             "|---|---|---|---|---:|---:|---|"]
+    for s in r.sessions:
+        pid = s.participant_id
+        flags = []
+        if pid in r.excluded:
+            flags.append(f"failed catch trials ({r.catch_accuracy[pid]:.2f} < {r.threshold:.2f})")
+        losses = r.focus_losses.get(pid, 0)
+        if losses > r.max_focus_losses:
+            flags.append(f"lost focus too often ({losses} > {r.max_focus_losses})")
+        lines.append(f"| {s.path.name} | {pid} | {runner_of(s)} | {s.attrs.get('status', '')} | "
+                     f"{answered[s.path.name]} | {losses} | {'; '.join(flags) or '–'} |")
+    return lines
+
+
 def _markdown(r: Analysis) -> str:
     p = r.protocol
     lines = [
@@ -314,6 +345,7 @@ def _markdown(r: Analysis) -> str:
     incomplete = [s.path.name for s in r.sessions if s.attrs.get("status") != "completed"]
     if incomplete:
         lines.append(f"Incomplete sessions (their answered trials are used): {', '.join(incomplete)}.")
+    lines += _session_table(r)
     lines += [
         "",
         "## Per condition",

@@ -167,3 +167,42 @@ def test_desktop_runner_uses_the_same_allocator(tmp_path, stimulus_file, protoco
     web = WebSessions(protocol, stimuli, out, fsync=False)
     assert web.allocator.counts == [1, 1]
     assert read_session(web.session_path(web.create())).attrs["order"] == 0
+
+
+def test_analysis_treats_online_and_desktop_sessions_alike_and_flags_focus(tmp_path, stimulus_file, protocol):
+    from studies.analysis import analyse, load_sessions, write_report
+    from studies.session import State, StudySession
+
+    stimuli = open_stimuli(stimulus_file, protocol)
+    out = tmp_path / "out"
+    desk = StudySession.start(protocol, stimuli, out, "DESK1", fsync=False)
+    desk.accept_consent()
+    while desk.state is not State.END:
+        if desk.state is State.TRIAL:
+            desk.presentation_started()
+            desk.stimulus_onset()
+            desk.respond("left")
+        else:
+            desk.advance()
+    web = WebSessions(protocol, stimuli, out, fsync=False)
+    token = web.create()
+    web.act(token, "consent", {})
+    web.act(token, "advance", {})
+    state = web.act(token, "advance", {})["state"]
+    while state["state"] != "trial" or state["trial"]["phase"] != "main":
+        index = state["trial"]["index"] if state["state"] == "trial" else None
+        if index is None:
+            state = web.act(token, "advance", {})["state"]
+        else:
+            state = web.act(token, "respond", {"trial_index": index, "response": "left", "rt_s": 0.2})["state"]
+    for _ in range(4):  # the participant switches tabs four times during one scored trial
+        web.act(token, "focus", {"lost": True})
+        web.act(token, "focus", {"lost": False})
+    _answer_all(web, token)
+    result = analyse(load_sessions(sorted(out.glob("*.h5"))))
+    assert {t["runner"] for t in result.trials} == {"web", "desktop"}
+    web_pid = read_session(web.session_path(token)).participant_id
+    assert result.focus_losses[web_pid] == 4 and result.focus_losses["DESK1"] == 0
+    report = write_report(result, tmp_path / "report")["report"].read_text()
+    assert "| web |" in report and "| desktop |" in report
+    assert "lost focus too often (4 > 3)" in report
