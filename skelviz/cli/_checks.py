@@ -87,6 +87,11 @@ def check_options(args: argparse.Namespace) -> None:
         from engine.io.bvh import resolve_units
 
         resolve_units(units)
+    skeleton = getattr(args, "skeleton", None)
+    if isinstance(skeleton, str):
+        from engine import skeletons
+
+        skeletons.get(skeleton)  # UnknownSkeletonError listing the registered names
     device = getattr(args, "device", None)
     if isinstance(device, str) and not _DEVICE.match(device):
         raise ParameterError(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")

@@ -149,3 +149,18 @@ def test_sessions_of_different_protocols_are_not_merged(indist_sessions, tmp_pat
     other = run_session(protocol, stim, tmp_path, "P-X", lambda t: "left")
     with pytest.raises(StudyError, match="different protocols"):
         load_sessions([paths[0], other])
+
+
+def test_bad_session_file_is_skipped_and_the_rest_analysed(tmp_path, caplog):
+    protocol = load_protocol("naturalness")
+    stim = open_stimuli(make_stimulus_file(tmp_path / "s.h5", n_clips=9), protocol)
+    good = run_session(protocol, stim, tmp_path, "P-A", lambda t: "left")
+    not_hdf5 = tmp_path / "notes.h5"
+    not_hdf5.write_text("not a session")
+    stimuli_not_session = tmp_path / "s.h5"  # an HDF5 file that is not a session
+    with caplog.at_level("WARNING"):
+        sessions = load_sessions([not_hdf5, good, stimuli_not_session])
+    assert [s.path for s in sessions] == [good]
+    assert "notes.h5" in caplog.text and "s.h5" in caplog.text
+    with pytest.raises(StudyError, match="none of the session files"):
+        load_sessions([not_hdf5])

@@ -178,3 +178,18 @@ def test_session_file_errors_are_clear(tmp_path):
         read_session(bad)
     with pytest.raises(StudyError, match="does not exist"):
         read_session(tmp_path / "missing.h5")
+
+
+def test_driver_resumes_a_session_killed_before_consent(tmp_path, stimulus_file):
+    """The crash-test driver used to spin forever on a session left at the consent screen."""
+    protocol = load_protocol("naturalness")
+    session = StudySession.start(protocol, open_stimuli(stimulus_file, protocol), tmp_path)
+    path = session.file.path
+    del session  # left at the consent screen (the plan is on disk before consent), as a kill -9 would leave it
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run(
+        [sys.executable, "-u", str(DRIVER), "naturalness", str(stimulus_file), "--resume", str(path), "--delay", "0"],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "END end"
