@@ -1,4 +1,5 @@
-"""Time to append one response row to a session file and put it on disk (the brief: well under 16 ms).
+"""Time to append one response row to a session file and put it on disk (the brief: well under 16 ms), and the
+online round trip: an answer POSTed to `skelviz study serve` until its reply, which leaves after the row is on disk.
 
     .venv/bin/python bench/study_io.py [--rows 500] [--dir DIR]
 
@@ -53,6 +54,60 @@ def _time_appends(folder: Path, rows: int, fsync: bool) -> np.ndarray:
     return times * 1e3
 
 
+def _time_round_trips(folder: Path, rows: int) -> np.ndarray:
+    """POST /act respond over a keep-alive localhost connection to the real Starlette app served by uvicorn."""
+    import http.client
+    import json
+    import socket
+    import threading
+
+    import uvicorn
+
+    from studies.web.server import create_app
+    from studies.web.sessions import WebSessions
+
+    protocol = load_protocol("naturalness")
+    stim = read_stimuli(_stimuli(folder / "stim_web.h5", max(1, rows)))
+    web = WebSessions(protocol, stim, folder / "web_sessions")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(web), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+
+    def call(method: str, path: str, body: dict | None = None) -> dict:
+        conn.request(method, path, body=None if body is None else json.dumps(body),
+                     headers={"Content-Type": "application/json"})
+        return json.loads(conn.getresponse().read())
+
+    token = call("POST", "/api/sessions")["token"]
+    api = f"/api/s/{token}"
+    state = call("POST", api + "/act", {"action": "consent"})["state"]
+    times = []
+    try:
+        while state["state"] != "end" and len(times) < rows:
+            if state["state"] != "trial":
+                state = call("POST", api + "/act", {"action": "advance"})["state"]
+                continue
+            index = state["trial"]["index"]
+            call("POST", api + "/act", {"action": "onset", "trial_index": index})
+            t0 = time.perf_counter()
+            reply = call("POST", api + "/act", {"action": "respond", "trial_index": index, "response": "left",
+                                                "rt_s": 0.8})
+            times.append(time.perf_counter() - t0)
+            state = reply["state"]
+    finally:
+        conn.close()
+        server.should_exit = True
+        thread.join(10)
+        web.close()
+    return np.asarray(times) * 1e3
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=500)
@@ -65,6 +120,10 @@ def main() -> None:
             label = "append + flush + fsync" if fsync else "append + flush (no fsync)"
             print(f"{label:28s} {len(ms)} rows: p50 {p50:.3f} ms, p95 {p95:.3f} ms, p99 {p99:.3f} ms, "
                   f"max {ms.max():.3f} ms")
+        ms = _time_round_trips(Path(tmp), args.rows)
+        p50, p95, p99 = np.percentile(ms, [50, 95, 99])
+        print(f"{'online POST -> fsynced row':28s} {len(ms)} rows: p50 {p50:.3f} ms, p95 {p95:.3f} ms, "
+              f"p99 {p99:.3f} ms, max {ms.max():.3f} ms (localhost HTTP/1.1 keep-alive, reply after the fsync)")
 
 
 if __name__ == "__main__":
