@@ -54,11 +54,14 @@ def command_name(args: argparse.Namespace) -> str:
     return name
 
 
-def _check_number(dest: str, value) -> None:
+def _check_number(dest: str, value, command: str = "") -> None:
     flag = _flag(dest)
     if isinstance(value, float) and not math.isfinite(value):
         raise ParameterError(f"{flag} must be a finite number, got {value}")
-    if dest in _POSITIVE_INT and value < 1:
+    if dest == "epochs" and command == "defend":  # BEAT's burn-in epochs may be 0
+        if value < 0:
+            raise ParameterError(f"{flag} must be 0 or more, got {value}")
+    elif dest in _POSITIVE_INT and value < 1:
         raise ParameterError(f"{flag} must be at least 1, got {value}")
     if dest in _NON_NEGATIVE_INT and value < 0:
         raise ParameterError(f"{flag} must be 0 or more, got {value}")
@@ -79,7 +82,7 @@ def check_options(args: argparse.Namespace) -> None:
     for dest, value in vars(args).items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
-        _check_number(dest, value)
+        _check_number(dest, value, command_name(args))
     if getattr(args, "window", None) and getattr(args, "stride", None) and args.stride > args.window * 100:
         raise ParameterError(f"--stride {args.stride} is far longer than --window {args.window}")
     units = getattr(args, "units", None)

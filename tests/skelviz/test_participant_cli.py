@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from skelviz.cli import main
@@ -47,5 +49,6 @@ def test_run_refuses_a_mismatched_stimulus_file(tmp_path, capsys):
 def test_prepare_without_a_prepare_table(tmp_path, capsys):
     proto = tmp_path / "p.toml"
     proto.write_text(load_protocol("naturalness").text.split("[prepare]")[0])
-    rc = main(["study", "prepare", str(proto), "--model", "m.pt", "--data", "d.h5", "--out", str(tmp_path / "o.h5")])
+    model = Path(__file__).resolve().parents[2] / "assets" / "models" / "demo_stgcn.pt"  # checked before the protocol
+    rc = main(["study", "prepare", str(proto), "--model", str(model), "--data", "d.h5", "--out", str(tmp_path / "o.h5")])
     assert rc == 2 and "no [prepare] table" in capsys.readouterr().err
