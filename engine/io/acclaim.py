@@ -157,10 +157,90 @@ def _order_string(tokens: list[str], path: Path, line: int) -> str:
     return order
 
 
-def read_asf(path: str | Path) -> AsfSkeleton:
-    """Parse an ASF skeleton file. Raises :class:`DataFormatError` naming the line of any problem."""
-    path = Path(path)
-    lines = _read_text(path)
+def _asf_units(units: dict, key: str, tokens: list[str], path: Path, lineno: int) -> None:
+    """One line of ``:units``."""
+    if key == "length" and len(tokens) > 1:
+        units["length"] = _finite(path, tokens[1], lineno, "units length")
+        if units["length"] <= 0:
+            raise DataFormatError(path, f"units length must be positive, got {tokens[1]}", line=lineno)
+    elif key == "angle" and len(tokens) > 1:
+        unit = tokens[1].lower()
+        if unit not in ("deg", "rad"):
+            raise DataFormatError(path, f"units angle must be deg or rad, got {tokens[1]!r}", line=lineno)
+        units["angle"] = unit
+
+
+def _asf_root(root: dict, key: str, tokens: list[str], path: Path, lineno: int) -> None:
+    """One line of ``:root``."""
+    if key == "order":
+        order = tuple(t.upper() for t in tokens[1:])
+        bad = [t for t in order if t not in ("TX", "TY", "TZ", "RX", "RY", "RZ")]
+        if bad or len(set(order)) != len(order):
+            raise DataFormatError(
+                path, f"root order has unknown or repeated channels {' '.join(tokens[1:])!r}", line=lineno
+            )
+        root["order"] = order
+    elif key == "axis":
+        root["axis"] = _order_string(tokens[1:], path, lineno)
+    elif key in ("position", "orientation"):
+        if len(tokens) != 4:
+            raise DataFormatError(path, f"root {key} needs 3 values, got {len(tokens) - 1}", line=lineno)
+        root[key] = np.array([_finite(path, t, lineno, f"root {key}") for t in tokens[1:]])
+
+
+def _asf_bone_line(
+    bone: dict | None, raw_bones: list[dict], key: str, tokens: list[str], text: str, path: Path, lineno: int
+) -> dict | None:
+    """One line of ``:bonedata``; returns the bone block now open (``None`` between blocks)."""
+    if key == "begin":
+        return {"line": lineno, "dof": (), "limits": []}
+    if key == "end":
+        if bone is None:
+            raise DataFormatError(path, "'end' without 'begin' in :bonedata", line=lineno)
+        for needed in ("name", "direction", "length"):
+            if needed not in bone:
+                raise DataFormatError(path, f"bone defined at line {bone['line']} has no {needed}", line=lineno)
+        raw_bones.append(bone)
+        return None
+    if bone is None:
+        raise DataFormatError(path, f"{tokens[0]!r} outside a begin/end bone block", line=lineno)
+    if key == "id":
+        bone["id"] = int(_finite(path, tokens[1], lineno, "bone id")) if len(tokens) > 1 else None
+    elif key == "name":
+        if len(tokens) < 2:
+            raise DataFormatError(path, "bone name missing", line=lineno)
+        bone["name"] = tokens[1].lower()
+    elif key == "direction":
+        if len(tokens) != 4:
+            raise DataFormatError(path, f"bone direction needs 3 values, got {len(tokens) - 1}", line=lineno)
+        bone["direction"] = np.array([_finite(path, t, lineno, "bone direction") for t in tokens[1:]])
+    elif key == "length":
+        if len(tokens) != 2:
+            raise DataFormatError(path, f"bone length needs 1 value, got {len(tokens) - 1}", line=lineno)
+        bone["length"] = _finite(path, tokens[1], lineno, "bone length")
+    elif key == "axis":
+        if len(tokens) != 5:
+            raise DataFormatError(
+                path, "bone axis needs 3 angles and an order, e.g. 'axis 0 0 20 XYZ'", line=lineno
+            )
+        bone["axis"] = np.array([_finite(path, t, lineno, "bone axis") for t in tokens[1:4]])
+        bone["axis_order"] = _order_string([tokens[4]], path, lineno)
+    elif key == "dof":
+        dof = tuple(t.lower() for t in tokens[1:])
+        bad = [t for t in dof if t not in _ALL_DOFS]
+        if bad:
+            raise DataFormatError(path, f"unknown dof {bad[0]!r}; dofs are {' '.join(_ALL_DOFS)}", line=lineno)
+        bone["dof"] = dof
+    elif key == "limits" or key.startswith("("):
+        body = text[len("limits") :] if key == "limits" else text
+        for lo, hi in re.findall(r"\(\s*(\S+)\s+(\S+?)\s*\)", body):
+            bone["limits"].append((_float(path, lo, lineno, "limit"), _float(path, hi, lineno, "limit")))
+    # Other keys (bodymass, cofmass, ...) do not affect kinematics.
+    return bone
+
+
+def _asf_sections(path: Path, lines: list[str]) -> tuple[dict, dict, list[dict], list[tuple[int, list[str]]]]:
+    """``(units, root, raw bones, hierarchy lines)`` read section by section."""
     section = None
     units = {"length": 1.0, "angle": "deg", "mass": 1.0}
     root = {
@@ -186,78 +266,12 @@ def read_asf(path: str | Path) -> AsfSkeleton:
             else:
                 continue
         if section == ":units":
-            if key == "length" and len(tokens) > 1:
-                units["length"] = _finite(path, tokens[1], lineno, "units length")
-                if units["length"] <= 0:
-                    raise DataFormatError(path, f"units length must be positive, got {tokens[1]}", line=lineno)
-            elif key == "angle" and len(tokens) > 1:
-                unit = tokens[1].lower()
-                if unit not in ("deg", "rad"):
-                    raise DataFormatError(path, f"units angle must be deg or rad, got {tokens[1]!r}", line=lineno)
-                units["angle"] = unit
+            _asf_units(units, key, tokens, path, lineno)
         elif section == ":root":
-            if key == "order":
-                order = tuple(t.upper() for t in tokens[1:])
-                bad = [t for t in order if t not in ("TX", "TY", "TZ", "RX", "RY", "RZ")]
-                if bad or len(set(order)) != len(order):
-                    raise DataFormatError(
-                        path, f"root order has unknown or repeated channels {' '.join(tokens[1:])!r}", line=lineno
-                    )
-                root["order"] = order
-            elif key == "axis":
-                root["axis"] = _order_string(tokens[1:], path, lineno)
-            elif key in ("position", "orientation"):
-                if len(tokens) != 4:
-                    raise DataFormatError(path, f"root {key} needs 3 values, got {len(tokens) - 1}", line=lineno)
-                root[key] = np.array([_finite(path, t, lineno, f"root {key}") for t in tokens[1:]])
+            _asf_root(root, key, tokens, path, lineno)
         elif section == ":bonedata":
-            if key == "begin":
-                bone = {"line": lineno, "dof": (), "limits": []}
-            elif key == "end":
-                if bone is None:
-                    raise DataFormatError(path, "'end' without 'begin' in :bonedata", line=lineno)
-                for needed in ("name", "direction", "length"):
-                    if needed not in bone:
-                        raise DataFormatError(path, f"bone defined at line {bone['line']} has no {needed}", line=lineno)
-                raw_bones.append(bone)
-                bone = None
-            elif bone is None:
-                raise DataFormatError(path, f"{tokens[0]!r} outside a begin/end bone block", line=lineno)
-            elif key == "id":
-                bone["id"] = int(_finite(path, tokens[1], lineno, "bone id")) if len(tokens) > 1 else None
-            elif key == "name":
-                if len(tokens) < 2:
-                    raise DataFormatError(path, "bone name missing", line=lineno)
-                bone["name"] = tokens[1].lower()
-            elif key == "direction":
-                if len(tokens) != 4:
-                    raise DataFormatError(path, f"bone direction needs 3 values, got {len(tokens) - 1}", line=lineno)
-                bone["direction"] = np.array([_finite(path, t, lineno, "bone direction") for t in tokens[1:]])
-            elif key == "length":
-                if len(tokens) != 2:
-                    raise DataFormatError(path, f"bone length needs 1 value, got {len(tokens) - 1}", line=lineno)
-                bone["length"] = _finite(path, tokens[1], lineno, "bone length")
-            elif key == "axis":
-                if len(tokens) != 5:
-                    raise DataFormatError(
-                        path, "bone axis needs 3 angles and an order, e.g. 'axis 0 0 20 XYZ'", line=lineno
-                    )
-                bone["axis"] = np.array([_finite(path, t, lineno, "bone axis") for t in tokens[1:4]])
-                bone["axis_order"] = _order_string([tokens[4]], path, lineno)
-            elif key == "dof":
-                dof = tuple(t.lower() for t in tokens[1:])
-                bad = [t for t in dof if t not in _ALL_DOFS]
-                if bad:
-                    raise DataFormatError(path, f"unknown dof {bad[0]!r}; dofs are {' '.join(_ALL_DOFS)}", line=lineno)
-                bone["dof"] = dof
-            elif key == "limits" or key.startswith("("):
-                body = text[len("limits") :] if key == "limits" else text
-                for lo, hi in re.findall(r"\(\s*(\S+)\s+(\S+?)\s*\)", body):
-                    bone["limits"].append((_float(path, lo, lineno, "limit"), _float(path, hi, lineno, "limit")))
-            # Other keys (bodymass, cofmass, ...) do not affect kinematics.
-        elif section == ":hierarchy":
-            if key in ("begin", "end"):
-                continue
+            bone = _asf_bone_line(bone, raw_bones, key, tokens, text, path, lineno)
+        elif section == ":hierarchy" and key not in ("begin", "end"):
             hierarchy.append((lineno, [t.lower() for t in tokens]))
     if bone is not None:
         raise DataFormatError(
@@ -265,9 +279,11 @@ def read_asf(path: str | Path) -> AsfSkeleton:
         )
     if not raw_bones:
         raise DataFormatError(path, "no :bonedata bones found", hint="is this an ASF skeleton file?")
+    return units, root, raw_bones, hierarchy
 
-    angle_scale = np.pi / 180.0 if units["angle"] == "deg" else 1.0
-    names = [b["name"] for b in raw_bones]
+
+def _asf_hierarchy(path: Path, names: list[str], hierarchy: list[tuple[int, list[str]]]) -> dict[str, str]:
+    """bone name → parent bone name, checked: every bone defined once, attached once, and only known bones."""
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
         raise DataFormatError(path, f"bones defined twice: {', '.join(dup)}")
@@ -289,28 +305,35 @@ def read_asf(path: str | Path) -> AsfSkeleton:
             f"bones not attached in :hierarchy: {', '.join(orphans)}",
             hint="the file is truncated or inconsistent",
         )
+    return bone_parent
 
-    bones = []
-    for b in raw_bones:
-        direction = b["direction"]
-        norm = np.linalg.norm(direction)
-        direction = direction / norm if norm > 0 else direction
-        rot_limits = [
-            (lo * angle_scale, hi * angle_scale) if d in _ROT_DOFS else (lo, hi)
-            for d, (lo, hi) in zip(b["dof"], b["limits"])
-        ]
-        bones.append(
-            AsfBone(
-                name=b["name"],
-                id=b.get("id"),
-                direction=direction,
-                length=float(b["length"]),
-                axis=b.get("axis", np.zeros(3)) * angle_scale,
-                axis_order=b.get("axis_order", "XYZ"),
-                dof=b["dof"],
-                limits=tuple(rot_limits),
-            )
-        )
+
+def _asf_bone(b: dict, angle_scale: float) -> AsfBone:
+    direction = b["direction"]
+    norm = np.linalg.norm(direction)
+    direction = direction / norm if norm > 0 else direction
+    rot_limits = [
+        (lo * angle_scale, hi * angle_scale) if d in _ROT_DOFS else (lo, hi)
+        for d, (lo, hi) in zip(b["dof"], b["limits"])
+    ]
+    return AsfBone(
+        name=b["name"],
+        id=b.get("id"),
+        direction=direction,
+        length=float(b["length"]),
+        axis=b.get("axis", np.zeros(3)) * angle_scale,
+        axis_order=b.get("axis_order", "XYZ"),
+        dof=b["dof"],
+        limits=tuple(rot_limits),
+    )
+
+
+def read_asf(path: str | Path) -> AsfSkeleton:
+    """Parse an ASF skeleton file. Raises :class:`DataFormatError` naming the line of any problem."""
+    path = Path(path)
+    units, root, raw_bones, hierarchy = _asf_sections(path, _read_text(path))
+    bone_parent = _asf_hierarchy(path, [b["name"] for b in raw_bones], hierarchy)
+    angle_scale = np.pi / 180.0 if units["angle"] == "deg" else 1.0
     asf = AsfSkeleton(
         path=str(path),
         name=path.stem,
@@ -320,7 +343,7 @@ def read_asf(path: str | Path) -> AsfSkeleton:
         root_axis=root["axis"],
         root_position=root["position"],
         root_orientation=root["orientation"] * angle_scale,
-        bones=tuple(bones),
+        bones=tuple(_asf_bone(b, angle_scale) for b in raw_bones),
         bone_parent=bone_parent,
     )
     try:
