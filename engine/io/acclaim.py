@@ -383,14 +383,8 @@ def _rotation_from_channels(values: np.ndarray, channels: tuple[str, ...], angle
     return acclaim_euler_to_matrix(angles, order)
 
 
-def read_amc(path: str | Path, asf: str | Path | AsfSkeleton | None = None, fps: float | None = None) -> Clip:
-    """Read an AMC motion with its ASF skeleton into a :class:`Clip` (metres, y up).
-
-    ``asf``: the skeleton (path or parsed); ``None`` looks beside the AMC (:func:`find_asf`) and raises
-    :class:`MissingCompanionFileError` when there is none. ``fps``: default from a ``_120``-style suffix of the
-    file name (HDM05), else 120 (CMU).
-    """
-    path = Path(path)
+def _resolve_asf(path: Path, asf: str | Path | AsfSkeleton | None) -> AsfSkeleton:
+    """The ASF skeleton of the AMC ``path``: given, parsed from the path given, or found beside it."""
     if asf is None:
         found = find_asf(path)
         if found is None:
@@ -400,118 +394,146 @@ def read_amc(path: str | Path, asf: str | Path | AsfSkeleton | None = None, fps:
                 hint="pass the skeleton file with --asf FILE.asf (asf= in Python)",
             )
         asf = found
-    if not isinstance(asf, AsfSkeleton):
-        asf_path = Path(asf)
-        if not asf_path.is_file():
-            raise MissingCompanionFileError(
-                path, f"the ASF skeleton {asf_path} does not exist", hint="pass --asf FILE.asf"
-            )
-        asf = read_asf(asf_path)
+    if isinstance(asf, AsfSkeleton):
+        return asf
+    asf_path = Path(asf)
+    if not asf_path.is_file():
+        raise MissingCompanionFileError(path, f"the ASF skeleton {asf_path} does not exist", hint="pass --asf FILE.asf")
+    return read_asf(asf_path)
 
-    lines = _read_text(path)
-    channels = {"root": tuple(t.lower() for t in asf.root_order)}
-    channels.update({b.name: b.dof for b in asf.bones})
-    required = [n for n, ch in channels.items() if ch]
-    angle_unit = asf.angle_unit
-    frame_numbers: list[int] = []
-    frame_lines: list[int] = []
-    tokens: dict[str, list[list[str]]] = {n: [] for n in required}
-    token_lines: dict[str, list[int]] = {n: [] for n in required}
-    seen: set[str] = set()
 
-    def close_frame(lineno: int) -> None:
-        missing = [n for n in required if n not in seen]
+class _AmcFrames:
+    """The frames of an AMC file: frame numbers, and per bone the value tokens and line of every frame."""
+
+    def __init__(self, path: Path, asf: AsfSkeleton) -> None:
+        self.path, self.asf = path, asf
+        self.channels = {"root": tuple(t.lower() for t in asf.root_order)}
+        self.channels.update({b.name: b.dof for b in asf.bones})
+        self.required = [n for n, ch in self.channels.items() if ch]
+        self.angle_unit = asf.angle_unit
+        self.numbers: list[int] = []
+        self.lines: list[int] = []
+        self.tokens: dict[str, list[list[str]]] = {n: [] for n in self.required}
+        self.token_lines: dict[str, list[int]] = {n: [] for n in self.required}
+        self.seen: set[str] = set()
+
+    def close_frame(self, lineno: int) -> None:
+        missing = [n for n in self.required if n not in self.seen]
         if missing:
             raise DataFormatError(
-                path,
-                f"frame {frame_numbers[-1]} lacks {', '.join(missing[:6])}{'…' if len(missing) > 6 else ''}",
+                self.path,
+                f"frame {self.numbers[-1]} lacks {', '.join(missing[:6])}{'…' if len(missing) > 6 else ''}",
                 line=lineno,
-                frame=len(frame_numbers) - 1,
+                frame=len(self.numbers) - 1,
                 hint="the file is truncated or does not match the ASF skeleton",
             )
 
+    def header(self, text: str) -> None:
+        key = text.split()[0].upper()
+        if key == ":DEGREES":
+            self.angle_unit = "deg"
+        elif key == ":RADIANS":
+            self.angle_unit = "rad"
+
+    def frame_number(self, number: int, lineno: int) -> None:
+        if self.numbers:
+            self.close_frame(lineno)
+        self.numbers.append(number)
+        self.lines.append(lineno)
+        self.seen = set()
+
+    def bone_line(self, fields: list[str], lineno: int) -> None:
+        path, frame = self.path, len(self.numbers) - 1
+        if not self.numbers:
+            raise DataFormatError(path, f"expected a frame number before {fields[0]!r}", line=lineno)
+        name = fields[0].lower()
+        if name not in self.channels:
+            raise DataFormatError(
+                path,
+                f"bone {fields[0]!r} is not in the ASF skeleton {self.asf.name}",
+                line=lineno,
+                frame=frame,
+                hint="use the ASF file this motion was recorded with",
+            )
+        if len(fields) - 1 != len(self.channels[name]):
+            raise DataFormatError(
+                path,
+                f"bone {name} has {len(fields) - 1} values but the ASF gives it {len(self.channels[name])} "
+                f"({' '.join(self.channels[name]) or 'no dof'})",
+                line=lineno,
+                frame=frame,
+            )
+        if name in self.seen:
+            raise DataFormatError(path, f"bone {name} appears twice in one frame", line=lineno, frame=frame)
+        self.seen.add(name)
+        if self.channels[name]:
+            self.tokens[name].append(fields[1:])
+            self.token_lines[name].append(lineno)
+
+    def finish(self, last_line: int) -> None:
+        if not self.numbers:
+            raise DataFormatError(self.path, "the motion has no frames", hint="an empty clip cannot be used")
+        self.close_frame(last_line)
+        steps = np.diff(self.numbers)
+        if np.any(steps != 1):
+            k = int(np.argmax(steps != 1)) + 1
+            raise DataFormatError(
+                self.path,
+                f"frame numbers jump from {self.numbers[k - 1]} to {self.numbers[k]}",
+                line=self.lines[k],
+                frame=k,
+            )
+
+    def values(self) -> dict[str, np.ndarray]:
+        """bone → (T, dofs) float64, checked for non-numeric and NaN/Inf values."""
+        values: dict[str, np.ndarray] = {}
+        for name in self.required:
+            try:
+                arr = np.array(self.tokens[name], dtype=np.float64)
+            except ValueError:
+                for k, row in enumerate(self.tokens[name]):
+                    for t in row:
+                        _float(self.path, t, self.token_lines[name][k], f"bone {name}", frame=k)
+                raise  # pragma: no cover - one of the rows above raises
+            bad = ~np.isfinite(arr)
+            if bad.any():
+                k = int(np.argwhere(bad)[0][0])
+                raise DataFormatError(self.path, f"bone {name}: NaN or Inf value", line=self.token_lines[name][k],
+                                      frame=k)
+            values[name] = arr
+        return values
+
+
+def _read_amc_frames(path: Path, asf: AsfSkeleton) -> _AmcFrames:
+    lines = _read_text(path)
+    frames = _AmcFrames(path, asf)
     for lineno, raw in enumerate(lines, start=1):
         text = raw.split("#", 1)[0].strip()
         if not text:
             continue
         if text.startswith(":"):
-            key = text.split()[0].upper()
-            if key == ":DEGREES":
-                angle_unit = "deg"
-            elif key == ":RADIANS":
-                angle_unit = "rad"
+            frames.header(text)
             continue
         fields = text.split()
         if len(fields) == 1 and fields[0].isdigit():
-            if frame_numbers:
-                close_frame(lineno)
-            frame_numbers.append(int(fields[0]))
-            frame_lines.append(lineno)
-            seen = set()
-            continue
-        if not frame_numbers:
-            raise DataFormatError(path, f"expected a frame number before {fields[0]!r}", line=lineno)
-        name = fields[0].lower()
-        if name not in channels:
-            raise DataFormatError(
-                path,
-                f"bone {fields[0]!r} is not in the ASF skeleton {asf.name}",
-                line=lineno,
-                frame=len(frame_numbers) - 1,
-                hint="use the ASF file this motion was recorded with",
-            )
-        if len(fields) - 1 != len(channels[name]):
-            raise DataFormatError(
-                path,
-                f"bone {name} has {len(fields) - 1} values but the ASF gives it {len(channels[name])} "
-                f"({' '.join(channels[name]) or 'no dof'})",
-                line=lineno,
-                frame=len(frame_numbers) - 1,
-            )
-        if name in seen:
-            raise DataFormatError(
-                path, f"bone {name} appears twice in one frame", line=lineno, frame=len(frame_numbers) - 1
-            )
-        seen.add(name)
-        if channels[name]:
-            tokens[name].append(fields[1:])
-            token_lines[name].append(lineno)
-    if not frame_numbers:
-        raise DataFormatError(path, "the motion has no frames", hint="an empty clip cannot be used")
-    close_frame(len(lines))
-    steps = np.diff(frame_numbers)
-    if np.any(steps != 1):
-        k = int(np.argmax(steps != 1)) + 1
-        raise DataFormatError(
-            path,
-            f"frame numbers jump from {frame_numbers[k - 1]} to {frame_numbers[k]}",
-            line=frame_lines[k],
-            frame=k,
-        )
+            frames.frame_number(int(fields[0]), lineno)
+        else:
+            frames.bone_line(fields, lineno)
+    frames.finish(len(lines))
+    return frames
 
-    T = len(frame_numbers)
-    values: dict[str, np.ndarray] = {}
-    for name in required:
-        try:
-            arr = np.array(tokens[name], dtype=np.float64)
-        except ValueError:
-            for k, row in enumerate(tokens[name]):
-                for t in row:
-                    _float(path, t, token_lines[name][k], f"bone {name}", frame=k)
-            raise  # pragma: no cover - one of the rows above raises
-        bad = ~np.isfinite(arr)
-        if bad.any():
-            k = int(np.argwhere(bad)[0][0])
-            raise DataFormatError(path, f"bone {name}: NaN or Inf value", line=token_lines[name][k], frame=k)
-        values[name] = arr
 
+def _amc_positions(path: Path, asf: AsfSkeleton, frames: _AmcFrames) -> np.ndarray:
+    """(T, V, 3) joint positions in metres by Acclaim forward kinematics (module docstring)."""
+    values = frames.values()
+    T = len(frames.numbers)
     scale = asf.metres_per_unit
-    angle_scale = np.pi / 180.0 if angle_unit == "deg" else 1.0
+    angle_scale = np.pi / 180.0 if frames.angle_unit == "deg" else 1.0
     V = len(asf.joint_names)
     local = np.empty((T, V, 3, 3))
     offsets = np.zeros((T, V, 3))
     # Root: translation channels, rotation about the root frame given by orientation and the root axis order.
-    root_ch = channels["root"]
+    root_ch = frames.channels["root"]
     root_vals = values.get("root", np.zeros((T, 0)))
     root_pos = np.zeros((T, 3))
     for i, c in enumerate(root_ch):
@@ -532,9 +554,22 @@ def read_amc(path: str | Path, asf: str | Path | AsfSkeleton | None = None, fps:
         offsets[:, j] = local[:, j] @ (b.direction * b.length * scale)
     if ignored:
         log.warning("%s: translation/length dofs (%s) are not applied", path, " ".join(sorted(ignored)))
-    positions = forward_kinematics(asf.parents, offsets, local, root_pos)
+    return forward_kinematics(asf.parents, offsets, local, root_pos)
 
-    details = {"asf": asf.path, "frame_numbers": (frame_numbers[0], frame_numbers[-1]), "metres_per_unit": scale}
+
+def read_amc(path: str | Path, asf: str | Path | AsfSkeleton | None = None, fps: float | None = None) -> Clip:
+    """Read an AMC motion with its ASF skeleton into a :class:`Clip` (metres, y up).
+
+    ``asf``: the skeleton (path or parsed); ``None`` looks beside the AMC (:func:`find_asf`) and raises
+    :class:`MissingCompanionFileError` when there is none. ``fps``: default from a ``_120``-style suffix of the
+    file name (HDM05), else 120 (CMU).
+    """
+    path = Path(path)
+    asf = _resolve_asf(path, asf)
+    frames = _read_amc_frames(path, asf)
+    positions = _amc_positions(path, asf, frames)
+    details = {"asf": asf.path, "frame_numbers": (frames.numbers[0], frames.numbers[-1]),
+               "metres_per_unit": asf.metres_per_unit}
     if fps is None:
         fps = _fps_from_name(path.stem)
         details["fps_source"] = "file name" if fps is not None else f"default for Acclaim ({ACCLAIM_DEFAULT_FPS:g})"
