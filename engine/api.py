@@ -15,7 +15,7 @@ import inspect
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -140,33 +140,29 @@ def _device_of(model) -> Any:
 
 
 def model_input(classifier, clip: Clip) -> Clip:
-    """``clip`` as ``classifier`` sees it: mapped to its skeleton and preprocessed as its checkpoint says
-    (:func:`engine.data.preprocess_clip`: resampled, root-centred ...), as a Clip in metres, so the app shows
-    exactly what the classifier and the attack work on. A clip longer than the classifier's window gives its
-    first window. Raises :class:`~engine.errors.MappingError` when the clip's joints cannot be mapped onto
-    the classifier's skeleton.
+    """``clip`` as ``classifier`` takes it: mapped to its skeleton, resampled to its fps and cut to its first
+    window (:meth:`Preprocessing.windows <engine.preprocessing.Preprocessing.windows>`), as a Clip in metres
+    and **world coordinates**, so the app shows exactly the motion the classifier and the attack work on (the
+    classifier centres and normalises it itself). Raises :class:`~engine.errors.MappingError` when the clip's
+    joints cannot be mapped onto the classifier's skeleton.
     """
     from dataclasses import replace
 
-    from engine.data import map_clip, preprocess_clip
+    from engine.data import map_clip
 
     target = classifier.skeleton
-    pre = dict(getattr(classifier, "preprocessing", {}) or {})
-    key = repr(sorted(pre.items()))
+    pre = classifier.preprocessing
+    key = repr(sorted(pre.to_dict().items()))
     if clip.skeleton == target and clip.provenance.details.get("model_input") == key:
         return clip  # already the input of this preprocessing (e.g. an adversarial clip): use it as it is
     clip = map_clip(clip, target)
-    if "fps" not in pre or "window" not in pre:  # a checkpoint without preprocessing takes clips as they are
-        return clip
-    x = preprocess_clip(clip, **pre)  # (W, 3, T, V, M)
+    x = pre.windows(clip)  # (W, 3, T, V, M)
     if not len(x):
-        raise SkelvizError(f"{clip.title}: too short for the classifier's {pre['window']}-frame window")
+        raise SkelvizError(f"{clip.title}: too short for the classifier's {pre.window}-frame window")
     bodies = x[0].transpose(3, 1, 2, 0)  # (M, T, V, 3)
     keep = [0] + [m for m in range(1, bodies.shape[0]) if np.any(bodies[m] != 0)]
     provenance = replace(clip.provenance, details={**clip.provenance.details, "model_input": key})
-    return Clip.from_bodies(
-        bodies[keep], target, float(pre["fps"]), label=clip.label, name=clip.title, provenance=provenance
-    )
+    return Clip.from_bodies(bodies[keep], target, pre.fps, label=clip.label, name=clip.title, provenance=provenance)
 
 
 def _to_tensor(clip: Clip, num_bodies: int | None = None):
@@ -183,11 +179,8 @@ def _to_tensor(clip: Clip, num_bodies: int | None = None):
     return torch.from_numpy(np.ascontiguousarray(bodies.transpose(3, 1, 2, 0)))[None].float()
 
 
-def _num_bodies(classifier) -> int | None:
-    m = (getattr(classifier, "preprocessing", {}) or {}).get("num_bodies")
-    if m is None:
-        m = (getattr(classifier, "arch_kwargs", {}) or {}).get("num_person")
-    return None if m is None else int(m)
+def _num_bodies(classifier) -> int:
+    return int(classifier.preprocessing.num_bodies)
 
 
 def predict(classifier, clip: Clip, *, preprocessed: bool = False) -> np.ndarray:
@@ -338,6 +331,9 @@ class AttackOutcome:
     params: dict[str, Any]
     metrics: dict[str, float]
     seconds: float
+    #: validity (engine.validity): ``success_reported`` (the attack's own claim), ``success_recentred``,
+    #: ``top_joint_share``, ``top_joint`` (name), ``top_frame_share``, ``warnings`` (list of sentences)
+    diagnostics: dict[str, Any] = field(default_factory=dict)
 
     @property
     def clean_pred(self) -> int:
@@ -532,16 +528,35 @@ def run_attack(
         vals = [_plain(r) for r in rows]
         if vals and all(v is not None for v in vals):
             history[key] = [float(v) for v in vals]
-    from engine import metrics
+    from engine import metrics, validity
 
     queries = None if result.queries is None else int(result.queries.reshape(-1)[0])
     params_used = dict(result.params or {})
     params_used.update({k: v for k, v in kwargs.items() if k != "skeleton"})
+    adv_x = _to_tensor(adversarial, _num_bodies(classifier)).numpy()
+    used_strategy = str(params_used.get("strategy") or strategy or ("sa" if t_index is not None else "ab"))
+    checked = validity.recheck(classifier, adv_x, np.array([y]), strategy=used_strategy,
+                               top_n=int(params_used.get("top_n") or top_n or 3),
+                               target=None if t_index is None else np.array([t_index]))
+    per = metrics.per_sample_summary(x.numpy(), adv_x, clean.skeleton, clean.fps)
+    reported = bool(result.success.reshape(-1)[0])
+    success = bool(checked["success"][0])
+    top = int(per["top_joint"][0])
+    diagnostics = {
+        "success_reported": reported,
+        "success_recentred": bool(checked["success_recentred"][0]),
+        "top_joint_share": float(per["top_joint_share"][0]),
+        "top_joint": clean.skeleton.joint_names[top] if top >= 0 else None,
+        "top_frame_share": float(per["top_frame_share"][0]),
+        "warnings": validity.warnings_for(
+            np.array([success]), np.array([reported]), checked["success_recentred"], per["top_joint_share"],
+            per["top_joint"], clean.skeleton.joint_names),
+    }
     return AttackOutcome(
         method=method,
         clean=clean,
         adversarial=adversarial,
-        success=bool(result.success.reshape(-1)[0]),
+        success=success,
         iterations=int(result.iterations.reshape(-1)[0]),
         queries=queries,
         true_class=y,
@@ -551,6 +566,7 @@ def run_attack(
         params=params_used,
         metrics=metrics.summary(clean.bodies, adversarial.bodies, clean.skeleton, clean.fps),
         seconds=seconds,
+        diagnostics=diagnostics,
     )
 
 

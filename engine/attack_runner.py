@@ -21,9 +21,16 @@ Output folder ``DIR``:
     (the window's row in the attacked :class:`~engine.data.WindowSet`), and ``metrics/<name>`` (N,) per-sample
     deviations from :func:`engine.metrics.per_sample_summary`;
 ``DIR/results.json``
-    ``method``, ``strategy``, ``top_n``, ``target``, ``n``, ``success_rate``, ``mean_iterations``, ``mean_queries``,
-    ``mean_l2``, ``mean_bone_length_rel_dev``, ``mean_accel_dev`` (and the other means of the metrics),
-    ``clean_accuracy`` (over every window of the data), ``n_windows``, ``n_correct``, ``seconds``, ``params``.
+    ``method``, ``strategy``, ``top_n``, ``target``, ``n``, ``n_success``, ``n_failed``, ``success_rate`` (the
+    **re-checked** success: the saved adversarial motion predicted again through the classifier's full pipeline,
+    :mod:`engine.validity`), ``mean_iterations``/``mean_queries`` (over successes; ``..._all`` over every
+    sample), ``mean_l2``, ``mean_bone_length_rel_dev``, ``mean_accel_dev`` and the other metric means **over
+    the successful samples only** (as the papers report them; None when nothing succeeded), ``diagnostics``
+    (``success_rate_reported`` by the attack itself, ``success_rate_recentred`` after re-centring the saved
+    motion on its root outside the model, ``mean_top_joint_share``/``mean_top_frame_share`` over successes,
+    ``warnings``), ``clean_accuracy`` (over every window of the data), ``n_windows``, ``n_correct``,
+    ``seconds``, ``params``. The HDF5 file holds the per-sample ``success`` (re-checked),
+    ``success_reported`` and ``success_recentred``.
 
 Which windows: every window the classifier classifies correctly (``limit``: only the first K of them). For SA
 with a fixed target class, windows of that class are left out (a target can never be the true class); SA
@@ -44,7 +51,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine import metrics
+from engine import metrics, validity
 from engine.errors import AttackError, SkelvizError
 
 log = logging.getLogger(__name__)
@@ -58,8 +65,8 @@ ProgressFn = Callable[[int, int, dict], None]
 def load_windows(classifier, path: str | Path, *, split: str = "auto", seed: int = 0):
     """The windows of the dataset at ``path`` as ``classifier`` takes them (a :class:`~engine.data.WindowSet`).
 
-    Clips are mapped onto the classifier's skeleton and preprocessed as its checkpoint says (fps, window,
-    stride, root centring, facing, bodies). ``split``: ``"all"`` (every clip), ``"test"`` (the held-out part:
+    Clips are mapped onto the classifier's skeleton, resampled and cut as its preprocessing says (fps, window,
+    stride, bodies); the windows stay in world coordinates (the classifier centres them itself). ``split``: ``"all"`` (every clip), ``"test"`` (the held-out part:
     the cmu8 benchmark split for a positions HDF5 file with train/test groups, else the project's clip-level
     split), or ``"auto"`` (``"test"`` for a file with its own train/test groups, ``"all"`` otherwise). Labels
     are matched to the classifier's classes by name.
@@ -104,18 +111,7 @@ def load_windows(classifier, path: str | Path, *, split: str = "auto", seed: int
         clips = [c if c.label is None else replace(c, label=canon[c.label.lower()]) for c in dataset]
         dataset = ClipDataset(clips, classifier.class_names, skeleton=dataset.skeleton, name=dataset.name,
                               source=dataset.source)
-    pre = dict(getattr(classifier, "preprocessing", {}) or {})
-    fps = float(pre.get("fps", dataset[0].fps if len(dataset) else 30.0))
-    window = int(pre.get("window", 60))
-    num_bodies = pre.get("num_bodies") or (getattr(classifier, "arch_kwargs", {}) or {}).get("num_person")
-    return dataset.to_windows(
-        fps=fps,
-        window=window,
-        stride=pre.get("stride", window),
-        root_centre=bool(pre.get("root_centre", True)),
-        face=bool(pre.get("face", False)),
-        num_bodies=None if num_bodies is None else int(num_bodies),
-    )
+    return classifier.preprocessing.window_set(dataset)
 
 
 def predict_windows(classifier, x: np.ndarray, device, batch_size: int = 256) -> np.ndarray:
@@ -308,17 +304,21 @@ def run_attack_job(
         torch.manual_seed(job.seed + b)  # batches are reproducible whether or not the run was resumed
         attack = build_attack(classifier, job, cancel=cancel)
         result = attack(x, y, target=t)
-        adv = result.adversarial.numpy()
+        adv = result.adversarial.numpy().astype(np.float32)  # what is saved, and so what is re-checked
         clean_logits = predict_windows(classifier, windows.x[sel], device)
         per = metrics.per_sample_summary(windows.x[sel], adv, windows.skeleton, fps)
+        checked = validity.recheck(classifier, adv, windows.y[sel], strategy=job.strategy, top_n=job.top_n,
+                                   target=targets[lo:hi] if job.strategy == "sa" else None, device=device)
         return dict(
             clean=windows.x[sel],
             adversarial=adv.astype(np.float32),
             label=windows.y[sel],
             target=targets[lo:hi],
             clean_pred=clean_logits.argmax(1),
-            adv_pred=result.predictions.numpy(),
-            success=result.success.numpy(),
+            adv_pred=checked["pred"],
+            success=checked["success"],
+            success_reported=result.success.numpy(),
+            success_recentred=checked["success_recentred"],
             iterations=result.iterations.numpy(),
             queries=(result.queries if result.queries is not None else result.iterations).numpy(),
             window_index=sel,
@@ -370,7 +370,8 @@ def assemble(out: Path, job: AttackJob, stats: dict, windows, *, seconds: float,
         for key in ("clean", "adversarial"):
             f.create_dataset(key, data=data.get(key, np.zeros(shape, np.float32)), compression="gzip")
         for key, dtype in (("label", np.int64), ("target", np.int64), ("clean_pred", np.int64),
-                           ("adv_pred", np.int64), ("success", bool), ("iterations", np.int64),
+                           ("adv_pred", np.int64), ("success", bool), ("success_reported", bool),
+                           ("success_recentred", bool), ("iterations", np.int64),
                            ("queries", np.int64), ("window_index", np.int64)):
             f.create_dataset(key, data=np.asarray(data.get(key, np.zeros(0)), dtype=dtype))
         g = f.create_group("metrics")
@@ -378,8 +379,24 @@ def assemble(out: Path, job: AttackJob, stats: dict, windows, *, seconds: float,
             g.create_dataset(name, data=data[f"metric_{name}"].astype(np.float64))
     os.replace(tmp, out / "adversarial.h5")
 
-    def mean(key: str) -> float | None:
-        return float(np.mean(data[key])) if n else None
+    success = np.asarray(data.get("success", np.zeros(0, bool)), dtype=bool)
+    per = {name: data[f"metric_{name}"] for name in metric_names}
+    top_joint = per.get("top_joint", np.zeros(n))
+    diagnostics = {
+        "success_rate_reported": float(np.mean(data["success_reported"])) if n else 0.0,
+        "success_rate_recentred": float(np.mean(data["success_recentred"])) if n else 0.0,
+        "mean_top_joint_share": float(np.mean(per["top_joint_share"][success])) if success.any() else None,
+        "mean_top_frame_share": float(np.mean(per["top_frame_share"][success])) if success.any() else None,
+        "warnings": validity.warnings_for(
+            success, np.asarray(data.get("success_reported", success), bool),
+            np.asarray(data.get("success_recentred", success), bool), per.get("top_joint_share", np.zeros(n)),
+            top_joint, windows.skeleton.joint_names),
+    }
+    for note in diagnostics["warnings"]:
+        log.warning("%s: %s", job.method, note)
+
+    def mean_over_successes(key: str) -> float | None:
+        return float(np.mean(data[key][success])) if success.any() else None
 
     results = {
         "method": job.method,
@@ -387,10 +404,17 @@ def assemble(out: Path, job: AttackJob, stats: dict, windows, *, seconds: float,
         "top_n": job.top_n if job.strategy == "abn" else None,
         "target": job.target,
         "n": n,
-        "success_rate": float(np.mean(data["success"])) if n else 0.0,
-        "mean_iterations": mean("iterations"),
-        "mean_queries": mean("queries"),
-        **{f"mean_{name}": mean(f"metric_{name}") for name in metric_names},
+        "n_success": int(success.sum()),
+        "n_failed": int(n - success.sum()),
+        # re-checked: the saved adversarial motion predicted again through the full pipeline (engine.validity)
+        "success_rate": float(np.mean(success)) if n else 0.0,
+        "mean_iterations": mean_over_successes("iterations"),
+        "mean_queries": mean_over_successes("queries"),
+        "mean_iterations_all": float(np.mean(data["iterations"])) if n else None,
+        "mean_queries_all": float(np.mean(data["queries"])) if n else None,
+        # perceptual metrics over the successful samples only, as the papers report them
+        **validity.success_means(per, success),
+        "diagnostics": diagnostics,
         **stats,
         "seconds": round(float(seconds), 3),
         "params": params,

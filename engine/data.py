@@ -265,17 +265,13 @@ class ClipDataset(Sequence):
         fps: float,
         window: int,
         stride: int | None = None,
-        root_centre: bool = True,
-        face: bool = False,
         *,
         short: str = "pad",
         num_bodies: int | None = None,
     ) -> WindowSet:
-        """Every clip resampled to ``fps`` and cut into windows: a :class:`WindowSet` (see :func:`preprocess_clip`)."""
-        return make_windows(
-            self, fps=fps, window=window, stride=stride, root_centre=root_centre, face=face, short=short,
-            num_bodies=num_bodies,
-        )
+        """Every clip resampled to ``fps`` and cut into windows: a :class:`WindowSet` in world coordinates (see
+        :func:`preprocess_clip`)."""
+        return make_windows(self, fps=fps, window=window, stride=stride, short=short, num_bodies=num_bodies)
 
 
 def _check_fraction(test_fraction: float) -> None:
@@ -492,8 +488,7 @@ def _present(bodies: np.ndarray) -> np.ndarray:
 
 
 def _preprocess(
-    clip: Clip, fps: float, window: int, stride: int | None, root_centre_: bool, face: bool, short: str,
-    num_bodies: int | None,
+    clip: Clip, fps: float, window: int, stride: int | None, short: str, num_bodies: int | None,
 ) -> tuple[np.ndarray, list[int], bool]:
     c = resample(clip, fps)
     bodies = c.bodies  # (M, T, V, 3)
@@ -505,16 +500,6 @@ def _preprocess(
             bodies = np.concatenate([bodies, np.zeros((num_bodies - m, *bodies.shape[1:]), bodies.dtype)])
     starts, pad = _window_starts(bodies.shape[1], window, stride, short, clip.title)
     w = _cut(bodies, starts, window, pad)  # (W, M, window, V, 3)
-    sk = clip.skeleton
-    if len(w) and (face or root_centre_):
-        present = _present(w)
-        if face:
-            rot = facing_rotation(w[:, 0], sk)  # (W, 3, 3) from the main performer
-            pivot = w[:, :1, :1, sk.root : sk.root + 1, :]
-            w = np.einsum("wij,wmtvj->wmtvi", rot, w - pivot) + pivot
-        if root_centre_:
-            w = w - w[:, :1, :, sk.root : sk.root + 1, :]
-        w = np.where(present, w, 0.0)
     x = np.ascontiguousarray(np.asarray(w, dtype=np.float32).transpose(0, 4, 2, 3, 1))  # (W, 3, T, V, M)
     return x, starts, pad
 
@@ -525,20 +510,19 @@ def preprocess_clip(
     fps: float,
     window: int,
     stride: int | None = None,
-    root_centre: bool = True,
-    face: bool = False,
     short: str = "pad",
     num_bodies: int | None = None,
 ) -> np.ndarray:
-    """A clip as model input: (W, 3, T, V, M) float32 in metres.
+    """A clip cut into windows for a classifier: (W, 3, T, V, M) float32, metres, **world coordinates**.
 
     Steps: :func:`resample` to ``fps``; cut windows of ``window`` frames every ``stride`` frames (see
-    :func:`windows` for ``stride=None`` and the ``short`` policy); optionally :func:`face_forward` each window
-    (rotation from the main performer's first frame, applied to every performer); subtract the main
-    performer's root joint in every frame (``root_centre``). Zero-padded performers stay zero. ``num_bodies``
-    pads (with zeros) or truncates the performer axis M.
+    :func:`windows` for ``stride=None`` and the ``short`` policy); ``num_bodies`` pads (with zeros) or
+    truncates the performer axis M. Nothing spatial happens here: root centring and facing are the
+    classifier's own (:class:`engine.preprocessing.Preprocessing`), run inside its ``forward``. Use
+    :meth:`Preprocessing.windows <engine.preprocessing.Preprocessing.windows>` to cut a clip as a given
+    classifier takes it.
     """
-    return _preprocess(clip, fps, window, stride, root_centre, face, short, num_bodies)[0]
+    return _preprocess(clip, fps, window, stride, short, num_bodies)[0]
 
 
 @dataclass
@@ -627,8 +611,6 @@ def make_windows(
     fps: float,
     window: int,
     stride: int | None = None,
-    root_centre: bool = True,
-    face: bool = False,
     short: str = "pad",
     num_bodies: int | None = None,
 ) -> WindowSet:
@@ -641,7 +623,7 @@ def make_windows(
     xs, ys, ci, st, pd = [], [], [], [], []
     labels = dataset.labels
     for i, clip in enumerate(dataset):
-        x, starts, pad = _preprocess(clip, fps, window, stride, root_centre, face, short, num_bodies)
+        x, starts, pad = _preprocess(clip, fps, window, stride, short, num_bodies)
         xs.append(x)
         ys.append(np.full(len(x), labels[i], np.int64))
         ci.append(np.full(len(x), i, np.int64))
@@ -809,8 +791,6 @@ def load_cmu8_benchmark(
     stride: int = 20,
     seed: int = 0,
     *,
-    root_centre: bool = True,
-    face: bool = False,
     test_fraction: float = 0.25,
     min_clips: int = 3,
     gap_s: float = 1.0,
@@ -818,10 +798,10 @@ def load_cmu8_benchmark(
     """The project's benchmark on the shared cmu8 data: ``(train, test)`` :class:`WindowSet` s.
 
     Clips split by :func:`cmu8_benchmark_split`, resampled to ``fps``, cut into ``window``-frame windows every
-    ``stride`` frames, root-centred per frame, in metres (normalise with :func:`normalisation_stats` of the
-    train set). Clips shorter than a window (the running clips: ~40 frames at 30 fps) give one window padded
+    ``stride`` frames, in metres, world coordinates (a classifier centres them itself, see
+    :mod:`engine.preprocessing`). Clips shorter than a window (the running clips: ~40 frames at 30 fps) give one window padded
     by repeating their last frame (``padded`` marks them). Deterministic; nothing is cached on disk.
     """
     train, test = cmu8_benchmark_split(path, seed=seed, test_fraction=test_fraction, min_clips=min_clips, gap_s=gap_s)
-    kw = dict(fps=fps, window=window, stride=stride, root_centre=root_centre, face=face)
+    kw = dict(fps=fps, window=window, stride=stride)
     return train.to_windows(**kw), test.to_windows(**kw)

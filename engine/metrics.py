@@ -27,6 +27,8 @@ Definitions (positions in metres; ``fps`` the clips' frame rate):
   contact meaning its height is within ``contact_height`` (default 5 cm) of the clip's lowest foot height
   (heights along the skeleton's up axis, so a clip need not stand on y = 0). Reported for the adversarial
   clip and as the increase over the clean clip.
+* **concentration**: the share of the summed joint displacement ``Σ_t Σ_v d[t, v]`` carried by the
+  most-perturbed joint (``top_joint_share``; ``1/V`` when spread evenly) and frame (``top_frame_share``).
 * **success rate**: the fraction of successful samples.
 """
 
@@ -278,6 +280,15 @@ def per_sample_summary(
             out[name] = over_bodies(d.mean((-1, -2)))
         else:
             out[name] = torch.zeros(a.shape[0], dtype=torch.float64)
+    # Where the perturbation sits: the share of the summed joint displacement carried by the most-perturbed joint
+    # (and frame). A result concentrated on one joint or one frame is suspect (validity diagnostics).
+    total = (disp * present[:, :, None, None]).sum((1, 2, 3)).clamp_min(1e-12)
+    per_joint = (disp * present[:, :, None, None]).sum((1, 2))  # (N, V)
+    per_frame = (disp * present[:, :, None, None]).sum((1, 3))  # (N, T)
+    moved = total > 1e-9
+    out["top_joint_share"] = torch.where(moved, per_joint.amax(-1) / total, torch.zeros_like(total))
+    out["top_joint"] = torch.where(moved, per_joint.argmax(-1).to(torch.float64), torch.full_like(total, -1.0))
+    out["top_frame_share"] = torch.where(moved, per_frame.amax(-1) / total, torch.zeros_like(total))
     feet = foot_joints(skeleton)
     s_adv, _ = _skating(b, skeleton, fps, feet, contact_height)
     s_clean, _ = _skating(a, skeleton, fps, feet, contact_height)
@@ -305,7 +316,9 @@ def summary(
 
     Keys: ``mean_l2`` / ``max_linf`` (m), ``mean_bone_length_dev`` (m), ``mean_bone_length_rel_dev`` and
     ``max_bone_length_rel_dev`` (fractions), ``mean_velocity_dev`` (m/s), ``mean_accel_dev`` (m/s²),
-    ``mean_jerk_dev`` (m/s³), ``mean_foot_skating`` and ``mean_foot_skating_increase`` (m/s), with ``limits``
+    ``mean_jerk_dev`` (m/s³), ``mean_foot_skating`` and ``mean_foot_skating_increase`` (m/s),
+    ``mean_top_joint_share`` / ``mean_top_frame_share`` (the share of the summed joint displacement on the
+    most-perturbed joint / frame; 1 means everything on one joint), with ``limits``
     ``mean_angle_violation_fraction`` and ``max_angle_violation`` (rad), with ``success`` ``success_rate``
     and ``n``. Accepts one clip or a batch (see the module docstring for layouts).
     """
@@ -324,6 +337,8 @@ def summary(
         "mean_jerk_dev": float(np.mean(per["jerk_dev"])),
         "mean_foot_skating": float(np.mean(per["foot_skating"])),
         "mean_foot_skating_increase": float(np.mean(per["foot_skating_increase"])),
+        "mean_top_joint_share": float(np.mean(per["top_joint_share"])),
+        "mean_top_frame_share": float(np.mean(per["top_frame_share"])),
     }
     if limits is not None:
         out["mean_angle_violation_fraction"] = float(np.mean(per["angle_violation_fraction"]))

@@ -1,13 +1,16 @@
 """Training and evaluation of the victim classifiers on :class:`~engine.data.WindowSet` s.
 
-:func:`train_classifier` fits an architecture from the registry on windows in metres and returns a
-:class:`~engine.models.base.Classifier` carrying the skeleton, class names, the input normalisation of the
-training windows and the preprocessing they went through, ready for :func:`engine.models.checkpoint.save_classifier`.
-:func:`evaluate` gives accuracy and the confusion matrix.
+:func:`train_classifier` fits an architecture from the registry on windows in metres (world coordinates) and
+returns a :class:`~engine.models.base.Classifier` carrying the skeleton, class names, its
+:class:`~engine.preprocessing.Preprocessing` (root centring and facing run inside the model) and the input
+normalisation of the training windows after that preprocessing, ready for
+:func:`engine.models.checkpoint.save_classifier`. :func:`evaluate` gives accuracy and the confusion matrix.
 
-Optimiser: AdamW with a cosine learning-rate schedule and cross-entropy. Optional light augmentation (done in
-metres, before normalisation): a random rotation about the up axis, a random global scale and a small
-per-sample jitter. Deterministic for a given seed on the CPU.
+Optimiser: AdamW with a cosine learning-rate schedule and cross-entropy. Optional augmentation, the field's
+usual one for motion capture in world coordinates (done in metres on the raw windows, before the model's own
+preprocessing): a random rotation about the vertical axis through the performer's root at the first frame
+(±180° by default: a mocap clip's heading is arbitrary), a random scale about that point (±10 %), a random
+horizontal translation (±1 m) and 2 mm of per-joint jitter. Deterministic for a given seed on the CPU.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,7 @@ import torch.nn.functional as F
 from engine.data import WindowSet, normalisation_stats
 from engine.errors import CancelledError, SkelvizError
 from engine.models.base import Classifier, build_model
+from engine.preprocessing import Preprocessing
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +45,9 @@ def held_out_windows(
     stride: int = 20,
     seed: int = 0,
     test_fraction: float = 0.25,
-    root_centre: bool = True,
+    num_bodies: int | None = None,
 ) -> tuple[WindowSet, WindowSet]:
-    """``(train, test)`` windows of a dataset file, split by clip (never by window).
+    """``(train, test)`` windows of a dataset file (world coordinates), split by clip (never by window).
 
     A positions HDF5 file with ``train/`` and ``test/`` groups (the shared cmu8 file) gets the project's
     benchmark split (:func:`engine.data.cmu8_benchmark_split`: the file's split where a class has clips on both
@@ -57,8 +61,18 @@ def held_out_windows(
         train_ds, test_ds = cmu8_benchmark_split(path, seed=seed, test_fraction=test_fraction)
     else:
         train_ds, test_ds = split_by_clip_with_time_fallback(load_dataset(path), test_fraction, seed)
-    kw = {"fps": fps, "window": window, "stride": stride, "root_centre": root_centre}
+    kw = {"fps": fps, "window": window, "stride": stride, "num_bodies": num_bodies}
     return train_ds.to_windows(**kw), test_ds.to_windows(**kw)
+
+
+def classifier_split(classifier: Classifier, path: str | Path) -> tuple[WindowSet, WindowSet]:
+    """``(train, test)`` windows of ``path`` cut as ``classifier`` takes them, split as it was trained (the
+    split seed and test fraction recorded in its checkpoint), so evaluation and defences re-create its held-out
+    windows."""
+    pre = classifier.preprocessing
+    return held_out_windows(path, fps=pre.fps, window=pre.window, stride=pre.stride, num_bodies=pre.num_bodies,
+                            seed=int(classifier.meta.get("split_seed", 0)),
+                            test_fraction=float(classifier.meta.get("test_fraction", 0.25)))
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -80,20 +94,44 @@ class TrainResult:
     seconds: float = 0.0
 
 
-def _augment(x: torch.Tensor, up: int, generator: torch.Generator, max_angle: float = math.radians(20.0)) -> torch.Tensor:
+@dataclass(frozen=True)
+class Augmentation:
+    """Random transforms of world-coordinate training windows (see the module docstring)."""
+
+    yaw_deg: float = 180.0
+    scale: float = 0.1
+    shift_m: float = 1.0
+    jitter_m: float = 0.002
+
+
+def _augment(x: torch.Tensor, skeleton, generator: torch.Generator, aug: Augmentation) -> torch.Tensor:
     n = x.shape[0]
-    angle = (torch.rand(n, generator=generator) * 2 - 1) * max_angle
-    scale = 1.0 + (torch.rand(n, generator=generator) * 2 - 1) * 0.1
+    up, root = skeleton.up_index, skeleton.root
+    angle = (torch.rand(n, generator=generator) * 2 - 1) * math.radians(aug.yaw_deg)
+    scale = 1.0 + (torch.rand(n, generator=generator) * 2 - 1) * aug.scale
+    shift = (torch.rand(n, 3, generator=generator) * 2 - 1) * aug.shift_m
+    shift[:, up] = 0.0  # on the floor: heights keep their meaning
     c, s = torch.cos(angle), torch.sin(angle)
     rot = torch.zeros(n, 3, 3)
     a, b = [i for i in range(3) if i != up]  # the two horizontal axes
     rot[:, up, up] = 1.0
     rot[:, a, a], rot[:, a, b], rot[:, b, a], rot[:, b, b] = c, -s, s, c
-    rot = rot * scale[:, None, None]
-    present = (x != 0).any(dim=1, keepdim=True)  # keep zero-padded bodies at zero
-    y = torch.einsum("nij,njtvm->nitvm", rot.to(x.device), x)
-    y = y + 0.002 * torch.randn(y.shape, generator=generator).to(x.device)
+    rot = (rot * scale[:, None, None]).to(x.device)
+    present = (x != 0).any(dim=1, keepdim=True).any(dim=3, keepdim=True)  # keep zero-padded bodies at zero
+    pivot = x[:, :, :1, root : root + 1, :1]
+    y = torch.einsum("nij,njtvm->nitvm", rot, x - pivot) + pivot + shift.to(x.device)[:, :, None, None, None]
+    y = y + aug.jitter_m * torch.randn(y.shape, generator=generator).to(x.device)
     return torch.where(present, y, torch.zeros_like(y))
+
+
+@torch.no_grad()
+def input_statistics(windows: WindowSet, preprocessing: Preprocessing, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """The input normalisation of ``windows`` as a model with ``preprocessing`` sees them (after facing and
+    centring): :func:`engine.data.normalisation_stats` of the spatially preprocessed windows."""
+    x = torch.from_numpy(windows.x)
+    parts = [preprocessing.apply(x[lo:lo + batch], windows.skeleton) for lo in range(0, len(x), batch)]
+    per_joint = preprocessing.normalisation == "per_joint"
+    return normalisation_stats(torch.cat(parts).numpy(), per_joint=per_joint)
 
 
 def _batches(n: int, batch_size: int, generator: torch.Generator | None) -> list[torch.Tensor]:
@@ -156,8 +194,8 @@ def train_classifier(
     weight_decay: float = 1e-4,
     seed: int = 0,
     device: str | torch.device = "auto",
-    augment: bool = False,
-    preprocessing: dict[str, Any] | None = None,
+    augment: bool | Augmentation = False,
+    preprocessing: Preprocessing | dict[str, Any] | None = None,
     meta: dict[str, Any] | None = None,
     progress: ProgressFn | None = None,
     cancel: Callable[[], bool] | None = None,
@@ -167,8 +205,9 @@ def train_classifier(
     ``progress(done_batches, total_batches, info)`` is called after every batch; ``info`` holds ``epoch``,
     ``loss`` and, after an epoch's last batch, ``epoch_end=True`` with ``train_accuracy`` and
     ``val_accuracy`` (when ``val`` is given). ``cancel()`` is checked every batch
-    (:class:`~engine.errors.CancelledError`). ``preprocessing`` is recorded in the classifier (fps and window
-    are taken from the windows; pass stride/root_centre as used to make them).
+    (:class:`~engine.errors.CancelledError`). ``preprocessing`` becomes the classifier's (fps and window are
+    taken from the windows; pass stride, centre, face as wanted). ``augment``: True for the default
+    :class:`Augmentation`, or one with other ranges.
     """
     if len(train) == 0:
         raise SkelvizError("no training windows")
@@ -180,9 +219,11 @@ def train_classifier(
     gen = torch.Generator().manual_seed(seed)
     arch_kwargs = dict(arch_kwargs or {})
     net = build_model(arch, train.skeleton, len(train.class_names), **arch_kwargs)
-    mean, std = normalisation_stats(train)
-    prep = {"fps": float(train.fps), "window": int(train.window), "root_centre": True}
-    prep.update(preprocessing or {})
+    given = preprocessing.to_dict() if isinstance(preprocessing, Preprocessing) else dict(preprocessing or {})
+    given.update(fps=float(train.fps), window=int(train.window), num_bodies=int(train.num_bodies))
+    prep = Preprocessing.from_dict(given, "preprocessing")
+    aug = (Augmentation() if augment is True else augment) or None
+    mean, std = input_statistics(train, prep)
     clf = Classifier(net, list(train.class_names), mean=torch.from_numpy(mean), std=torch.from_numpy(std),
                      preprocessing=prep, arch=arch, arch_kwargs=arch_kwargs, meta=dict(meta or {})).to(dev)
     params = [p for p in clf.parameters() if p.requires_grad]
@@ -192,7 +233,6 @@ def train_classifier(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
     x_all = torch.from_numpy(train.x)
     y_all = torch.from_numpy(train.y)
-    up = train.skeleton.up_index
     history: list[dict[str, float]] = []
     t0 = time.perf_counter()
     done = 0
@@ -204,8 +244,8 @@ def train_classifier(
             if cancel is not None and cancel():
                 raise CancelledError("training cancelled")
             xb = x_all[idx]
-            if augment:
-                xb = _augment(xb, up, gen)
+            if aug is not None:
+                xb = _augment(xb, train.skeleton, gen, aug)
             xb, yb = xb.to(dev), y_all[idx].to(dev)
             logits = clf(xb)
             loss = F.cross_entropy(logits, yb)
@@ -232,7 +272,7 @@ def train_classifier(
     clf.meta.update(
         {
             "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "seed": seed,
-            "augment": augment, "train_windows": len(train), "train_seconds": round(seconds, 2),
+            "augment": asdict(aug) if aug is not None else False, "train_windows": len(train), "train_seconds": round(seconds, 2),
             "device": str(dev), "torch": torch.__version__,
         }
     )

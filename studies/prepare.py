@@ -9,9 +9,10 @@ trials need it, a jittered version (white noise of ``jitter_std`` metres on ever
 with their provenance: clip id, method, attack and parameters, true class, the model's prediction and whether
 the attack succeeded, content hashes, and the hashes of the checkpoint and data files.
 
-Classifiers see root-centred windows when their preprocessing says so; the stimuli are shown with the root
-trajectory added back (the same per-frame translation for the clean and the attacked versions), so that
-people see the motion move through space as it was captured.
+Classifiers take world-coordinate windows and centre them themselves (:mod:`engine.preprocessing`), so the
+stimuli are exactly the motions the classifier judged and the attack produced, moving through space as they
+were captured. An attacked stimulus's ``success`` is re-checked by predicting the stored motion again
+(:mod:`engine.validity`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.data import Clip, map_clip, preprocess_clip
+from engine import validity
+from engine.data import Clip, map_clip
 from engine.errors import AttackError, StudyError
 from studies.protocol import Protocol
 from studies.stimuli import Stimulus, StimulusSet, file_sha256, read_stimuli, stimulus_id, write_stimuli
@@ -58,20 +60,12 @@ def select_clips(clips: Sequence[Clip], class_names: Sequence[str], n: int, seed
     return out
 
 
-def _model_windows(classifier, clip: Clip) -> tuple[np.ndarray, np.ndarray]:
-    """(model input (1, 3, T, V, M) as the classifier sees it, per-frame root offset (T, 1, 3) to display it)."""
-    pre = dict(getattr(classifier, "preprocessing", {}) or {})
-    if "fps" not in pre or "window" not in pre:
-        raise StudyError("the checkpoint does not say its preprocessing (fps, window); it cannot prepare stimuli")
+def _model_window(classifier, clip: Clip) -> np.ndarray:
+    """The clip's first window as the classifier takes it: (1, 3, T, V, M), metres, world coordinates."""
     if not clip.skeleton.same_topology(classifier.skeleton):
         clip = map_clip(clip, classifier.skeleton)  # by joint names; a clear error when impossible
-    x = preprocess_clip(clip, **pre)[:1]
-    if pre.get("root_centre", True):
-        raw = preprocess_clip(clip, **{**pre, "root_centre": False})[:1]
-        offset = (raw - x)[0, :, :, :1, 0].transpose(1, 2, 0)  # (T, 1, 3): the same for every joint
-    else:
-        offset = np.zeros((x.shape[2], 1, 3), np.float32)
-    return x.astype(np.float32), offset.astype(np.float32)
+    x = classifier.preprocessing.windows(clip)[:1]
+    return x.astype(np.float32)
 
 
 def _positions(x: np.ndarray) -> np.ndarray:
@@ -121,7 +115,7 @@ def prepare_stimuli(
     needs_jitter = "jitter" in protocol.methods()
     names = list(classifier.class_names)
     chosen = select_clips(clips, names, spec.clips, spec.seed, spec.classes)
-    fps = float(classifier.preprocessing["fps"]) if "fps" in getattr(classifier, "preprocessing", {}) else 30.0
+    fps = classifier.preprocessing.fps
     device = next((t.device for t in list(classifier.parameters()) + list(classifier.buffers())), torch.device("cpu"))
     rng = np.random.default_rng(spec.seed)
     total = len(chosen) * (1 + len(spec.methods))
@@ -140,10 +134,10 @@ def prepare_stimuli(
         used_ids.add(clip_id)
         label = clip.label
         y = names.index(label)
-        x, offset = _model_windows(classifier, clip)
+        x = _model_window(classifier, clip)
         clean_pred = predict(x)
         source = clip.provenance.source or ""
-        clean_pos = _positions(x) + offset
+        clean_pos = _positions(x)
         stimuli.append(Stimulus(stimulus_id(clip_id, "clean"), clip_id, "clean", label, clean_pos, true_class=y,
                                 prediction=names[clean_pred], predicted_class=clean_pred, source=source))
         if needs_jitter:
@@ -167,12 +161,16 @@ def prepare_stimuli(
                 result = attack(torch.from_numpy(x), torch.tensor([y]), target=target)
             except AttackError as exc:
                 raise StudyError(f"{clip_id}: attack {m.attack} failed: {exc}") from None
-            adv = result.adversarial.detach().cpu().numpy()
-            pred = predict(adv)
-            success = bool(result.success.reshape(-1)[0])
+            adv = result.adversarial.detach().cpu().numpy().astype(np.float32)
+            strategy = (m.params.get("strategy") or ("sa" if target is not None else "ab"))
+            checked = validity.recheck(classifier, adv, np.array([y]), strategy=strategy,
+                                       top_n=int(m.params.get("top_n", 3)),
+                                       target=None if target is None else target.numpy(), device=device)
+            pred = int(checked["pred"][0])
+            success = bool(checked["success"][0])
             params = {k: v for k, v in {**m.params, **(result.params or {})}.items() if k != "skeleton"}
             stimuli.append(Stimulus(
-                stimulus_id(clip_id, m.name), clip_id, m.name, label, _positions(adv) + offset, true_class=y,
+                stimulus_id(clip_id, m.name), clip_id, m.name, label, _positions(adv), true_class=y,
                 attack=m.attack, params=params, prediction=names[pred], predicted_class=pred,
                 success=int(success), source=source,
             ))

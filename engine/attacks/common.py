@@ -40,8 +40,8 @@ def model_fps(model, fps: float | None) -> float:
     """The frame rate clips reach the model at: the one given, else the model's preprocessing, else 30."""
     if fps is not None:
         return float(fps)
-    pre = getattr(model, "preprocessing", None) or {}
-    return float(pre.get("fps", 30.0))
+    pre = getattr(model, "preprocessing", None)
+    return float(pre.fps) if pre is not None else 30.0
 
 
 def strategy_success(logits: torch.Tensor, y: torch.Tensor, strategy: str, top_n: int, target) -> torch.Tensor:

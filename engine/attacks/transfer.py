@@ -72,11 +72,13 @@ def check_compatible(surrogate, victim, name: str) -> None:
             f"victim {name!r} takes skeleton {sk_v.name!r} but the surrogate takes {sk_s.name!r}; "
             "transfer needs models of the same input layout"
         )
-    pre_s = getattr(surrogate, "preprocessing", {}) or {}
-    pre_v = getattr(victim, "preprocessing", {}) or {}
+    pre_s, pre_v = getattr(surrogate, "preprocessing", None), getattr(victim, "preprocessing", None)
+    if pre_s is None or pre_v is None:
+        return
     for key in ("fps", "window"):
-        if key in pre_s and key in pre_v and float(pre_s[key]) != float(pre_v[key]):
-            raise AttackError(f"victim {name!r} takes {key}={pre_v[key]} but the surrogate {key}={pre_s[key]}")
+        if float(getattr(pre_s, key)) != float(getattr(pre_v, key)):
+            raise AttackError(f"victim {name!r} takes {key}={getattr(pre_v, key)} but the surrogate "
+                              f"{key}={getattr(pre_s, key)}")
 
 
 @torch.no_grad()

@@ -166,7 +166,7 @@ class BEATClassifier(Classifier):
 
     def base_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(φ(x), g(x))`` of clips in metres."""
-        phi = self.net.features(self.normalise(x))
+        phi = self.net.features(self.network_input(x))
         return phi, self.net.fc(phi)
 
     def sample_logits_from_features(self, phi: torch.Tensor, heads: Sequence[int] | None = None) -> torch.Tensor:
@@ -180,7 +180,7 @@ class BEATClassifier(Classifier):
         return torch.logsumexp(logp, dim=0) - math.log(self.num_samples)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.net.features(self.normalise(x)))
+        return self.head(self.net.features(self.network_input(x)))
 
     def stochastic_logits(self, x: torch.Tensor, draws: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Logits of ``draws`` posterior samples (the model's randomness, for EOT): (draws, N, K).
@@ -192,7 +192,7 @@ class BEATClassifier(Classifier):
             heads = list(range(self.num_samples))
         else:
             heads = torch.randperm(self.num_samples, generator=generator)[:draws].tolist()
-        return self.sample_logits_from_features(self.net.features(self.normalise(x)), heads)
+        return self.sample_logits_from_features(self.net.features(self.network_input(x)), heads)
 
     # -- checkpoint -------------------------------------------------------------------------------------------
     def defence_state(self) -> dict[str, Any]:
@@ -345,14 +345,14 @@ class BEAT(Defence):
         lengths = bone_lengths(x, model.skeleton)
         if self.adversary_class == "other":
             with torch.no_grad():
-                phi = model.net.features(model.normalise(x))
+                phi = model.net.features(model.network_input(x))
                 logits = head(phi) + model.net.fc(phi)
                 y = logits.scatter(1, y[:, None], float("-inf")).argmax(1)
         u = (torch.rand(x.shape, generator=gen).to(x.device) * 2 - 1) * self.init_noise
         xt = (x + u * present).detach()
         for _ in range(self.sgld_steps):
             xt.requires_grad_(True)
-            phi = model.net.features(model.normalise(xt))
+            phi = model.net.features(model.network_input(xt))
             h = head(phi) + model.net.fc(phi)
             energy_c = h.gather(1, y[:, None]).squeeze(1)
             dist = skeleton_distance(x, xt, model.skeleton, self.betas, self.bone_weight, lengths)
@@ -370,7 +370,7 @@ class BEAT(Defence):
         xn = (x + u * present).detach()
         for _ in range(self.sgld_steps):
             xn.requires_grad_(True)
-            phi = model.net.features(model.normalise(xn))
+            phi = model.net.features(model.network_input(xn))
             e = torch.logsumexp(head(phi) + model.net.fc(phi), dim=1)
             grad, = torch.autograd.grad(e.sum(), xn)
             with torch.no_grad():
@@ -416,7 +416,7 @@ class BEAT(Defence):
                 x_neg = self.sample_negatives(model, head, xb, sgld_gen, present) if self.x_weight else None
                 head.train()
                 with torch.no_grad():
-                    phi = model.net.features(model.normalise(xb))
+                    phi = model.net.features(model.network_input(xb))
                     g = model.net.fc(phi)
                 logits = head(phi) + g
                 loss_clf = F.cross_entropy(logits, yb)
@@ -425,13 +425,13 @@ class BEAT(Defence):
                 loss_px = torch.zeros(())
                 if x_adv is not None:
                     with torch.no_grad():
-                        phi_a = model.net.features(model.normalise(x_adv))
+                        phi_a = model.net.features(model.network_input(x_adv))
                         g_a = model.net.fc(phi_a)
                     loss_adv = F.cross_entropy(head(phi_a) + g_a, yb)
                     loss = loss + self.adv_weight * loss_adv
                 if x_neg is not None:
                     with torch.no_grad():
-                        phi_n = model.net.features(model.normalise(x_neg))
+                        phi_n = model.net.features(model.network_input(x_neg))
                         g_n = model.net.fc(phi_n)
                     loss_px = -(torch.logsumexp(logits, 1).mean() - torch.logsumexp(head(phi_n) + g_n, 1).mean())
                     loss = loss + self.x_weight * loss_px

@@ -46,26 +46,19 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def windows_for(dataset, classifier):
-    """Cut a :class:`~engine.data.ClipDataset` into windows as ``classifier`` expects them (its ``preprocessing``:
-    fps, window, stride (default a third of the window), root centring, facing)."""
+    """Cut a :class:`~engine.data.ClipDataset` into windows as ``classifier`` takes them (its
+    :class:`~engine.preprocessing.Preprocessing`: fps, window, stride, bodies; world coordinates)."""
     from engine.models.checkpoint import check_compatible
 
-    pre = dict(getattr(classifier, "preprocessing", {}) or {})
-    if "fps" not in pre or "window" not in pre:
-        raise DefenceError("the classifier does not record its preprocessing (fps, window); pass windows instead")
     check_compatible(classifier, skeleton=dataset.skeleton, class_names=dataset.class_names)
-    window = int(pre["window"])
-    return dataset.to_windows(
-        fps=float(pre["fps"]), window=window, stride=int(pre.get("stride") or max(1, window // 3)),
-        root_centre=bool(pre.get("root_centre", True)), face=bool(pre.get("face", False)),
-    )
+    return classifier.preprocessing.window_set(dataset)
 
 
 def training_windows(data: Any, classifier) -> tuple[torch.Tensor, torch.Tensor]:
     """Labelled training windows ``(x (N, 3, T, V, M) metres, y (N,))`` for ``classifier`` from ``data``.
 
     ``data`` is a :class:`~engine.data.WindowSet`, a :class:`~engine.data.ClipDataset` (cut into windows with the
-    classifier's ``preprocessing``: fps, window, stride, root centring) or a pair ``(x, y)`` of arrays.
+    classifier's preprocessing) or a pair ``(x, y)`` of arrays.
     Unlabelled windows are dropped; skeleton and class set must match the classifier.
     """
     from engine.data import ClipDataset, WindowSet

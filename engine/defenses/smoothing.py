@@ -130,7 +130,7 @@ class SmoothedClassifier(Classifier):
         return self.num_noise
 
     def base_logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(self.normalise(x))
+        return self.net(self.network_input(x))
 
     def _fixed_noise(self, shape: tuple, device: torch.device) -> torch.Tensor:
         key = (shape, str(device))

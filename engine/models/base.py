@@ -2,9 +2,10 @@
 
 Networks take ``(N, C=3, T, V, M)`` tensors and a :class:`~engine.skeletons.Skeleton` from which they build
 their graph. A :class:`Classifier` is a network plus everything needed to use it on raw clips: the skeleton,
-the class names, the input normalisation and the preprocessing (fps, window length, root centring). Its
-``forward`` takes clips in **metres** (already resampled, windowed and root-centred as ``preprocessing``
-says) and normalises them itself, so attacks and metrics work in metres and never see normalised values.
+the class names, the input normalisation and its :class:`~engine.preprocessing.Preprocessing`. Its ``forward``
+takes windows in **metres, world coordinates** (resampled and windowed as the preprocessing says, nothing else)
+and runs the spatial preprocessing (facing, root centring) and the normalisation itself, differentiably, so
+attacks perturb the motion a sensor records and metrics work in metres on it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from torch import nn
 
 from engine.errors import CheckpointError
 from engine.modes import eval_mode
+from engine.preprocessing import Preprocessing
 from engine.registry import Registry
 from engine.skeletons import Skeleton
 
@@ -84,9 +86,9 @@ def preset_kwargs(name: str, width: str = "paper") -> dict[str, Any]:
 class Classifier(nn.Module):
     """A trained network with its skeleton, classes, normalisation and preprocessing.
 
-    ``mean``/``std`` broadcast against ``(N, C, T, V, M)`` (shape ``(1, C, 1, V or 1, 1)``).
-    ``preprocessing`` holds ``fps`` (target frame rate), ``window`` (frames per sample), ``root_centre``
-    (bool) and any further options of :func:`engine.data.preprocess_clip`.
+    ``mean``/``std`` broadcast against ``(N, C, T, V, M)`` (shape ``(1, C, 1, V or 1, 1)``) and apply to the
+    spatially preprocessed input. ``preprocessing`` is a :class:`~engine.preprocessing.Preprocessing` (a dict
+    is converted, see :meth:`Preprocessing.from_dict`).
     """
 
     def __init__(
@@ -96,7 +98,7 @@ class Classifier(nn.Module):
         *,
         mean: torch.Tensor | None = None,
         std: torch.Tensor | None = None,
-        preprocessing: dict | None = None,
+        preprocessing: Preprocessing | dict | None = None,
         arch: str | None = None,
         arch_kwargs: dict | None = None,
         meta: dict | None = None,
@@ -111,7 +113,7 @@ class Classifier(nn.Module):
         self.class_names = list(class_names)
         self.register_buffer("mean", torch.zeros(1, 3, 1, 1, 1) if mean is None else mean.float().clone())
         self.register_buffer("std", torch.ones(1, 3, 1, 1, 1) if std is None else std.float().clone())
-        self.preprocessing = dict(preprocessing or {})
+        self.preprocessing = Preprocessing.coerce(preprocessing)
         self.arch = arch or getattr(net, "arch_name", type(net).__name__)
         self.arch_kwargs = dict(arch_kwargs or {})
         self.meta = dict(meta or {})
@@ -120,14 +122,16 @@ class Classifier(nn.Module):
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
+    def network_input(self, x: torch.Tensor) -> torch.Tensor:
+        """World-coordinate windows (N, 3, T, V, M) in metres → what the network takes: the spatial
+        preprocessing (facing, root centring) and then the input normalisation. The only such path."""
+        return (self.preprocessing.apply(x, self.skeleton) - self.mean) / self.std
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(self.normalise(x))
+        return self.net(self.network_input(x))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.features(self.normalise(x))
+        return self.net.features(self.network_input(x))
 
     def head(self, features: torch.Tensor) -> torch.Tensor:
         return self.net.fc(features)

@@ -7,8 +7,10 @@ A checkpoint is a plain dict of tensors, strings, numbers, lists and dicts:
 ``arch``          registry name (``"stgcn"``, ``"ctrgcn"`` …); ``arch_kwargs`` its constructor keywords
 ``skeleton``      :meth:`Skeleton.to_dict` of the skeleton the network was built for
 ``class_names``   the output classes, in order
-``mean``/``std``  the input normalisation (metres → network input), broadcastable to (N, C, T, V, M)
-``preprocessing`` ``fps``, ``window``, ``stride``, ``root_centre`` … as the training windows were made
+``mean``/``std``  the input normalisation (of the spatially preprocessed input), broadcastable to (N, C, T, V, M)
+``preprocessing`` :meth:`Preprocessing.to_dict <engine.preprocessing.Preprocessing.to_dict>`: fps, window,
+                  stride, centre, face, num_bodies, normalisation (format 1 stored an untyped dict with
+                  ``root_centre``; it is converted on loading, exactly)
 ``meta``          training record (epochs, seed, accuracy, source …)
 ``state_dict``    the network's weights
 
@@ -30,12 +32,13 @@ import torch
 
 from engine.errors import CheckpointError, SkelvizError
 from engine.models.base import Classifier, build_model
+from engine.preprocessing import Preprocessing
 from engine.skeletons import Skeleton
 
 log = logging.getLogger(__name__)
 
 FORMAT_TAG = "skelviz-classifier"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: typed Preprocessing, world-coordinate input (1 is read and converted)
 
 
 def _plain(value: Any) -> Any:
@@ -68,7 +71,7 @@ def classifier_to_dict(clf: Classifier) -> dict[str, Any]:
         "class_names": list(clf.class_names),
         "mean": clf.mean.detach().cpu().clone(),
         "std": clf.std.detach().cpu().clone(),
-        "preprocessing": _plain(clf.preprocessing),
+        "preprocessing": _plain(clf.preprocessing.to_dict()),
         "meta": _plain(clf.meta),
         "state_dict": {k: v.detach().cpu().clone() for k, v in clf.net.state_dict().items()},
         # a defended model (engine.defenses: BEAT, smoothing) adds its own section; the base stays loadable
@@ -133,7 +136,17 @@ def classifier_from_dict(d: Any, where: str = "checkpoint") -> Classifier:
             f"(missing {result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}); the file is damaged "
             "or was written by an incompatible version"
         )
-    clf = Classifier(net, class_names, mean=mean, std=std, preprocessing=dict(d.get("preprocessing") or {}),
+    try:
+        stored = dict(d.get("preprocessing") or {})
+        if version < 2 and stored.get("num_bodies") is None and arch_kwargs.get("num_person"):
+            stored["num_bodies"] = int(arch_kwargs["num_person"])  # format 1 fell back on the network's width
+        preprocessing = Preprocessing.from_dict(stored, where, legacy=version < 2)
+    except SkelvizError as exc:
+        raise CheckpointError(str(exc)) from None
+    if version < 2:
+        log.info("%s: format-%d checkpoint; its preprocessing %s is now %s (root centring inside the model)",
+                 where, version, dict(d.get("preprocessing") or {}), preprocessing)
+    clf = Classifier(net, class_names, mean=mean, std=std, preprocessing=preprocessing,
                      arch=arch, arch_kwargs=arch_kwargs, meta=dict(d.get("meta") or {}))
     if d.get("defence") is not None:  # a defended checkpoint (engine.defenses.checkpoint)
         from engine.defenses.checkpoint import defended_from_dict
@@ -313,7 +326,8 @@ def import_official(
 
     The official models normalise their input themselves (``data_bn``), so the classifier's mean/std are 0/1;
     ``preprocessing`` should describe how that code base prepared its data (fps, window, root centring): by
-    default 30 fps, the code base's usual window and no root centring (raw camera coordinates in metres).
+    default 30 fps, the code base's usual window and no root centring (``centre="none"``: raw camera
+    coordinates in metres), one body per sample unless the weights say more.
     """
     if arch not in _OFFICIAL:
         raise CheckpointError(f"importing {arch!r} is not supported; supported: {', '.join(OFFICIAL_ARCHS)}")
@@ -340,7 +354,9 @@ def import_official(
             f"{where}: not an official {arch} layout skelviz can map (missing {missing[:5]}, "
             f"unexpected {result.unexpected_keys[:5]})"
         )
-    prep = {"fps": 30.0, "window": _DEFAULT_WINDOW[arch], "root_centre": False}
+    prep = {"fps": 30.0, "window": _DEFAULT_WINDOW[arch], "centre": "none",
+            # the official NTU pipelines feed two bodies (the second zero when absent)
+            "num_bodies": int(kwargs.get("num_person") or (2 if skeleton.name == "ntu25" else 1))}
     prep.update(preprocessing or {})
     meta = {"imported_from": where, "official_code": arch}
     return Classifier(net, list(class_names), preprocessing=prep, arch=arch, arch_kwargs=kwargs, meta=meta).eval()

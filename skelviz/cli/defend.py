@@ -52,16 +52,11 @@ def split_windows(path: str, classifier, split: str):
     """The windows of ``path`` for ``classifier``: its train or test split (as ``skelviz eval``) or all."""
     from engine.defenses.common import windows_for
     from engine.io import load_dataset
-    from engine.train import held_out_windows
+    from engine.train import classifier_split
 
     if split == "all":
         return windows_for(load_dataset(path), classifier)
-    prep = classifier.preprocessing
-    window = int(prep.get("window", 60))
-    kw = {"fps": float(prep.get("fps", 30.0)), "window": window, "stride": int(prep.get("stride") or window // 3),
-          "root_centre": bool(prep.get("root_centre", True))}
-    train, test = held_out_windows(path, seed=int(classifier.meta.get("split_seed", 0)),
-                                   test_fraction=float(classifier.meta.get("test_fraction", 0.25)), **kw)
+    train, test = classifier_split(classifier, path)
     return train if split == "train" else test
 
 

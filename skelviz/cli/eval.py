@@ -22,18 +22,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from engine.io import load_dataset
     from engine.models.checkpoint import load_classifier
-    from engine.train import evaluate, held_out_windows, resolve_device
+    from engine.train import classifier_split, evaluate, resolve_device
 
     device = resolve_device(args.device)
     clf = load_classifier(args.model).to(device)
-    prep = clf.preprocessing
-    kw = {"fps": float(prep.get("fps", 30.0)), "window": int(prep.get("window", 60)),
-          "stride": int(prep.get("stride", 20)), "root_centre": bool(prep.get("root_centre", True))}
     if args.split == "test":
-        _, windows = held_out_windows(args.data, seed=int(clf.meta.get("split_seed", 0)),
-                                      test_fraction=float(clf.meta.get("test_fraction", 0.25)), **kw)
+        _, windows = classifier_split(clf, args.data)
     else:
-        windows = load_dataset(args.data).to_windows(**kw)
+        windows = clf.preprocessing.window_set(load_dataset(args.data))
     report = evaluate(clf, windows, device=device)
     report.pop("predictions")
     names = report["class_names"]

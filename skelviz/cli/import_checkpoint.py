@@ -18,8 +18,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="skelviz checkpoint to write (.pt)")
     parser.add_argument("--fps", type=float, default=30.0, help="frame rate the model was trained at")
     parser.add_argument("--window", type=int, help="frames per sample (default: the code base's usual length)")
-    parser.add_argument("--root-centre", action="store_true",
-                        help="the training data was root-centred per frame (default: raw camera coordinates)")
+    parser.add_argument("--centre", choices=["none", "frame", "first"], default="none",
+                        help="how the training data was centred on the root joint: in every frame, on the first "
+                             "frame, or not at all (default: none, raw camera coordinates); the model does it itself")
+    parser.add_argument("--root-centre", dest="centre", action="store_const", const="frame",
+                        help="same as --centre frame")
 
 
 def read_class_names(path: str | Path) -> list[str]:
@@ -41,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.models.checkpoint import import_official, save_classifier
     from engine.skeletons import get
 
-    prep = {"fps": args.fps, "root_centre": bool(args.root_centre)}
+    prep = {"fps": args.fps, "centre": args.centre}
     if args.window:
         prep["window"] = args.window
     clf = import_official(args.arch, args.weights, get(args.skeleton), read_class_names(args.classes),

@@ -24,11 +24,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", type=int, default=60, help="frames per training window")
     parser.add_argument("--stride", type=int, default=20, help="frames between window starts")
     parser.add_argument("--test-fraction", type=float, default=0.25, help="share of each class's clips held out")
+    parser.add_argument("--centre", default="frame", choices=["frame", "first", "none"],
+                        help="root centring inside the model: the root joint of every frame (default), of the first "
+                             "frame only (keeps the trajectory), or none")
+    parser.add_argument("--face", action="store_true",
+                        help="inside the model, turn each window to face +z at its first frame")
     parser.add_argument("--width", default="small", choices=["small", "paper"],
                         help="architecture size preset (small trains on a CPU in minutes; paper is the published size)")
     parser.add_argument("--arch-arg", action="append", default=[], metavar="KEY=VALUE",
                         help="override one constructor argument, e.g. --arch-arg base_channels=32 (repeatable)")
-    parser.add_argument("--augment", action="store_true", help="random yaw rotation, scale and jitter while training")
+    parser.add_argument("--augment", action="store_true",
+                        help="random rotation about the vertical (±180°), scale (±10%%), horizontal shift (±1 m) "
+                             "and 2 mm jitter while training")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -81,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     result = train_classifier(
         args.model, train, test, arch_kwargs=arch_kwargs, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, seed=args.seed, device=args.device, augment=args.augment,
-        preprocessing={"stride": args.stride},
+        preprocessing={"stride": args.stride, "centre": args.centre, "face": args.face},
         meta={"data": str(args.data), "split_seed": args.seed, "test_fraction": args.test_fraction,
               "width": args.width},
         progress=ProgressBar(args.quiet),

@@ -112,8 +112,8 @@ class ModelPanel(QtWidgets.QWidget):
             self.info.setText("No classifier loaded: load a checkpoint to see predictions and run attacks.")
             self.chart.set_classes([])
             return
-        pre = getattr(clf, "preprocessing", {}) or {}
-        pre_text = ", ".join(f"{k} {v}" for k, v in pre.items() if isinstance(v, (int, float, str, bool)))
+        pre = getattr(clf, "preprocessing", None)
+        pre_text = ", ".join(f"{k} {v}" for k, v in pre.to_dict().items()) if pre is not None else ""
         device = next((str(p.device) for p in clf.parameters()), "cpu")
         self.info.setText(
             f"<b>{getattr(clf, 'arch', type(clf).__name__)}</b> on <b>{clf.skeleton.name}</b>, "

@@ -21,15 +21,21 @@ from engine.oracle import LabelOracle, in_oracle_call
 
 
 class Centroids(nn.Module):
-    """Nearest class centroid: logits are minus the distances to each class's mean clip."""
+    """Nearest class centroid of root-centred clips (world-coordinate input, centred inside like every skelviz
+    classifier): logits are minus the distances to each class's mean clip."""
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, num_classes: int) -> None:
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, num_classes: int, root: int = 0) -> None:
         super().__init__()
+        self.root = root
+        x = self._centre(x)
         c = torch.stack([x[y == k].mean(0) if (y == k).any() else torch.zeros_like(x[0]) for k in range(num_classes)])
         self.centroids = nn.Parameter(c.flatten(1))
 
+    def _centre(self, x: torch.Tensor) -> torch.Tensor:
+        return x - x[:, :, :, self.root : self.root + 1]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return -torch.cdist(x.flatten(1), self.centroids)
+        return -torch.cdist(self._centre(x).flatten(1), self.centroids)
 
 
 class _ArgmaxOnly(torch.Tensor):
@@ -73,7 +79,7 @@ def cmu8(cmu8_benchmark):
 @pytest.fixture(scope="module")
 def centroid_model(cmu8):
     train, _, tx, ty, _ = cmu8
-    return Centroids(tx, ty, len(train.class_names)).eval()
+    return Centroids(tx, ty, len(train.class_names), train.skeleton.root).eval()
 
 
 def _correct(model, x: torch.Tensor, y: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
@@ -233,7 +239,7 @@ def test_basar_targeted_reaches_the_target_class(cmu8, cmu8_stgcn):
 def test_basar_on_the_demo_checkpoint(demo_classifier, demo_dataset):
     """Reduced budget (1000 queries) on the shipped demo ST-GCN and demo data; limits from the demo data."""
     pre = demo_classifier.preprocessing
-    win = demo_dataset.to_windows(fps=pre.get("fps", 30), window=pre.get("window", 60), stride=pre.get("stride"))
+    win = pre.window_set(demo_dataset)
     x, y = torch.as_tensor(win.x), torch.as_tensor(win.y)
     limits = estimate_joint_angle_limits(win.x, win.skeleton, source="demo data")
     sel = _correct(demo_classifier, x, y, 3)
@@ -256,7 +262,7 @@ def test_cli_attack_method_basar_uses_limits_saved_beside_the_model(tmp_path, de
     model = tmp_path / "demo.pt"
     shutil.copy(ASSETS_DIR / DEMO_CHECKPOINTS["stgcn"], model)
     pre = demo_classifier.preprocessing
-    win = demo_dataset.to_windows(fps=pre.get("fps", 30), window=pre.get("window", 60), stride=pre.get("stride"))
+    win = pre.window_set(demo_dataset)
     save_limits_beside(estimate_joint_angle_limits(win, win.skeleton, source="demo"), model)
     out = tmp_path / "out"
     code = main(["attack", "--model", str(model), "--data", str(ASSETS_DIR / DEMO_DATASET), "--method", "basar",

@@ -49,6 +49,28 @@ def _x(skeleton=HDM05_25, m=1, n=3):
     return torch.randn(n, 3, 16, skeleton.num_joints, m, generator=torch.Generator().manual_seed(1)) * 0.3
 
 
+def test_format_1_checkpoint_converts_exactly(tmp_path):
+    """A format-1 checkpoint (untyped preprocessing, windows root-centred before the model) loads as a model that
+    centres world-coordinate input itself and predicts exactly what the old pipeline predicted."""
+    from engine.models.checkpoint import classifier_to_dict
+
+    clf = _classifier()
+    d = classifier_to_dict(clf)
+    d["version"] = 1
+    d["preprocessing"] = {"fps": 30.0, "window": 16, "root_centre": True}  # format 1: no stride, no centre
+    torch.save(d, tmp_path / "old.pt")
+    old = load_classifier(tmp_path / "old.pt")
+    assert old.preprocessing.centre == "frame" and old.preprocessing.stride == 16  # format 1 cut without overlap
+    world = _x() + torch.tensor([1.5, 0.0, -2.0])[None, :, None, None, None]
+    centred = world - world[:, :, :, HDM05_25.root : HDM05_25.root + 1, :]
+    with torch.no_grad():
+        before = clf.net((centred - clf.mean) / clf.std)  # the format-1 pipeline: centred outside the model
+        torch.testing.assert_close(old(world), before)
+    d["preprocessing"] = {"fps": 30.0, "window": 16, "root_centre": False}
+    torch.save(d, tmp_path / "raw.pt")
+    assert load_classifier(tmp_path / "raw.pt").preprocessing.centre == "none"
+
+
 def test_round_trip_keeps_everything(tmp_path):
     clf = _classifier()
     path = save_classifier(clf, tmp_path / "sub" / "model.pt")
@@ -62,7 +84,7 @@ def test_round_trip_keeps_everything(tmp_path):
     torch.testing.assert_close(back.mean, clf.mean)
     # one file with plain data: it loads with weights_only=True
     raw = torch.load(path, weights_only=True)
-    assert raw["format"] == "skelviz-classifier" and raw["version"] == 1
+    assert raw["format"] == "skelviz-classifier" and raw["version"] == 2
     assert raw["skeleton"]["name"] == "hdm05_25"
 
 
@@ -184,7 +206,7 @@ def test_import_official_state_dict(arch, tmp_path):
         net.A.mul_(1.5)
     net.eval()
     torch.testing.assert_close(clf(x), net(x), rtol=1e-4, atol=1e-5)
-    assert clf.preprocessing["root_centre"] is False
+    assert clf.preprocessing.centre == "none" and clf.preprocessing.num_bodies == 2
 
 
 def test_import_rejects_other_skeleton_and_wrong_class_count(tmp_path):

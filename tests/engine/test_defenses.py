@@ -91,7 +91,7 @@ def test_beat_bma_is_the_mean_of_the_posterior_softmaxes_and_deterministic(tiny)
     a, b, c = _beat(clf, ws, seed=3), _beat(clf, ws, seed=3), _beat(clf, ws, seed=4)
     with torch.no_grad():
         out_a, out_b, out_c = a(x), b(x), c(x)
-        phi = a.net.features(a.normalise(x))
+        phi = a.net.features(a.network_input(x))
         per = torch.stack([torch.softmax(h(phi) + a.net.fc(phi), -1) for h in a.heads])
     assert torch.equal(out_a, out_b)
     assert not torch.equal(out_a, out_c)
@@ -192,7 +192,9 @@ def test_smoothing_certificate_matches_cohen_formula():
     x[2] += 0.01  # sample 2: far above the threshold, always class 1
     sigma = 0.01
     # sample 0 sits exactly on the threshold: its votes are a fair coin
-    base = Classifier(_ByMeanHeight(skeleton, threshold=1.0 / 3), ["low", "high"])
+    # a toy that reads absolute heights: no centring in its preprocessing
+    base = Classifier(_ByMeanHeight(skeleton, threshold=1.0 / 3), ["low", "high"],
+                      preprocessing={"window": 4, "centre": "none"})
     smooth = SmoothedClassifier(base, sigma=sigma, num_noise=50)
     cls, radius, p_lower = certify(smooth, x, n0=32, n=400, alpha=0.001, seed=1)
     assert cls[2] == 1
@@ -233,7 +235,7 @@ def test_eot_model_averages_over_the_posterior_and_plain_models_pass_through(tin
     x = torch.from_numpy(ws.x[:5])
     with torch.no_grad():
         eot = EOTModel(model, draws=10)(x)
-        phi = model.net.features(model.normalise(x))
+        phi = model.net.features(model.network_input(x))
         expected = torch.stack([torch.log_softmax(h(phi) + model.net.fc(phi), -1) for h in model.heads]).mean(0)
         torch.testing.assert_close(eot, expected)
         torch.testing.assert_close(EOTModel(clf)(x), torch.log_softmax(clf(x), -1))

@@ -178,3 +178,46 @@ def test_hrnn_body_parts_from_names_and_structure():
     # no twins at all: kinematic chains
     parts, groups = body_parts(_chain_skeleton(6))
     assert parts == [list(range(6))] and groups == []
+
+
+# -- the classifier owns its preprocessing: world-coordinate input, translation (and with facing, yaw) invariance --
+def _world_windows(t=16):
+    """Two real-shaped windows in world coordinates: demo clips, far from the origin and facing different ways."""
+    from engine.assets import DEMO_DATASET, asset_path
+    from engine.io import load_dataset
+
+    ds = load_dataset(asset_path(DEMO_DATASET))
+    x = np.concatenate([ds[i].positions[None, :t] for i in (0, 5)])  # (2, t, V, 3)
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)[..., None]))  # (2, 3, t, V, 1)
+
+
+def _yaw(x: torch.Tensor, angle: float, pivot=(0.7, 0.0, -1.3)) -> torch.Tensor:
+    c, s = np.cos(angle), np.sin(angle)
+    rot = torch.tensor([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]], dtype=x.dtype)  # about y (up)
+    p = torch.tensor(pivot, dtype=x.dtype)[None, :, None, None, None]
+    return torch.einsum("ij,njtvm->nitvm", rot, x - p) + p
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("face", [False, True], ids=["centre", "centre+face"])
+def test_classifier_prediction_ignores_where_the_clip_is(arch, face):
+    """A clip and the same clip translated by a random offset (and, with facing on, turned about the vertical
+    axis) get the same class scores: the model's own preprocessing erases those channels, so no attack can use
+    them."""
+    from engine.models.base import Classifier
+
+    net = _net(arch).eval()
+    clf = Classifier(net, [f"c{i}" for i in range(K)], preprocessing={"window": 16, "centre": "frame", "face": face},
+                     mean=torch.randn(1, 3, 1, 25, 1) * 0.05, std=torch.full((1, 1, 1, 1, 1), 0.4)).eval()
+    x = _world_windows()
+    rng = np.random.default_rng(3)
+    moved = x + torch.tensor(rng.uniform(-3, 3, 3), dtype=x.dtype)[None, :, None, None, None]
+    if face:
+        moved = _yaw(moved, float(rng.uniform(0.5, 2.5)))
+    with torch.no_grad():
+        ref, out = clf(x), clf(moved)
+    torch.testing.assert_close(out, ref, atol=2e-4, rtol=1e-4)
+    # and it is not invariant to a change of the motion itself (the test can fail)
+    bent = x + 0.1 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert (clf(bent) - ref).abs().max() > 20 * (out - ref).abs().max()
