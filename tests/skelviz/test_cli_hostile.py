@@ -212,6 +212,8 @@ def test_every_subcommand_refuses_bad_values(command, data):
         if command in ("train", "defend", "import-checkpoint", "study prepare") and option == "--out":
             strategy = st.sampled_from([ws["out"] / "existing.pt", ws["out"] / "existing_dir",
                                         ws["out"] / "existing.pt" / "below.pt"])
+        if (command, option) == ("defend", "--epochs"):  # BEAT's burn-in may be 0 epochs
+            strategy = st.one_of(st.integers(max_value=-1).map(str), _NOT_NUMBERS)
         if option == "DIR":  # report's folders: missing, a file, no results.json, a results.json that is not JSON
             (ws["out"] / "bad_json").mkdir()
             (ws["out"] / "bad_json" / "results.json").write_text("{not json")
