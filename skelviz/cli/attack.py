@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Callable
 
 HELP = "attack a classifier on a dataset's correctly classified windows (SMART, I-FGSM, MI-FGSM, CIASA ...)"
@@ -110,20 +109,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-class _Progress:
-    def __init__(self, quiet: bool, width: int = 30) -> None:
-        self.quiet, self.width, self.t0 = quiet, width, time.perf_counter()
+def _progress(quiet: bool):
+    """The windows attacked so far, with the last batch's success rate."""
+    from skelviz.cli._progress import CliProgress
 
-    def __call__(self, done: int, total: int, info: dict) -> None:
-        if self.quiet:
-            return
-        filled = int(self.width * done / max(total, 1))
-        bar = "█" * filled + "░" * (self.width - filled)
-        rate = f"  batch success {info['success_rate']:.2f}" if "success_rate" in info else ""
-        print(f"\r{bar} {done}/{total} windows{rate}  {time.perf_counter() - self.t0:5.0f} s", end="",
-              file=sys.stderr, flush=True)
-        if done >= total:
-            print(file=sys.stderr)
+    return CliProgress("attack", unit="window", quiet=quiet,
+                       postfix=lambda info: f"batch success {info['success_rate']:.2f}" if "success_rate" in info else "")
 
 
 def resolve_target(classifier, target: str | None) -> int | None:
@@ -178,7 +169,7 @@ def _run(args: argparse.Namespace, ctx) -> int:
         print(f"{args.data}: {len(windows)} windows; attacking with {args.method.upper()}-{args.strategy.upper()} "
               f"on {where}", file=sys.stderr)
     results = run_attack_job(classifier, windows, args.out, job, device=device,
-                             progress=_Progress(args.quiet or not ctx.is_main))
+                             progress=_progress(args.quiet or not ctx.is_main))
     if ctx.is_main:
         shown = {k: v for k, v in results.items() if k != "params"}
         print(json.dumps(shown, indent=2))

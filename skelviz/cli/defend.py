@@ -4,8 +4,8 @@ checkpoint (it loads everywhere a plain checkpoint does: the app, attacks, ``ske
 from __future__ import annotations
 
 import argparse
-import sys
-import time
+
+from skelviz.cli._progress import CliProgress
 
 HELP = "harden a classifier with BEAT, smart-at, TRADES, MART or randomized smoothing; write the defended checkpoint"
 
@@ -60,22 +60,9 @@ def split_windows(path: str, classifier, split: str):
     return train if split == "train" else test
 
 
-class Progress:
-    """A one-line progress report on stderr, at most every half second."""
-
-    def __init__(self, label: str, quiet: bool = False) -> None:
-        self.label, self.quiet, self.last, self.t0 = label, quiet, 0.0, time.perf_counter()
-
-    def __call__(self, done: int, total: int, info: dict) -> None:
-        now = time.perf_counter()
-        if self.quiet or (now - self.last < 0.5 and done < total):
-            return
-        self.last = now
-        extra = " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in info.items()
-                         if isinstance(v, (int, float, str)) and not isinstance(v, bool))
-        print(f"\r{self.label}: {done}/{total} {extra} ({now - self.t0:.0f} s)   ", end="", file=sys.stderr, flush=True)
-        if done >= total:
-            print(file=sys.stderr)
+def Progress(label: str, quiet: bool = False) -> CliProgress:  # the name robustness imports
+    """The progress bar of ``defend`` and ``robustness``: every number the engine reports, after the counts."""
+    return CliProgress(label, unit="step", quiet=quiet)
 
 
 def run(args: argparse.Namespace) -> int:

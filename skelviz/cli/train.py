@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import ast
 import sys
-import time
 
 HELP = "train a classifier (ST-GCN, CTR-GCN, ...) on a dataset, split by clip, and write a checkpoint"
 
@@ -52,32 +51,21 @@ def parse_arch_args(items: list[str]) -> dict:
     return out
 
 
-class ProgressBar:
-    """A one-line progress bar on stderr; epoch summaries on their own lines."""
-
-    def __init__(self, quiet: bool = False, width: int = 30) -> None:
-        self.quiet, self.width, self.t0 = quiet, width, time.perf_counter()
-
-    def __call__(self, done: int, total: int, info: dict) -> None:
-        if info.get("epoch_end"):
-            line = f"epoch {info['epoch']}: loss {info['loss']:.3f}  train acc {info['train_accuracy']:.3f}"
-            if "val_accuracy" in info:
-                line += f"  held-out acc {info['val_accuracy']:.3f}"
-            print(("\r" if not self.quiet else "") + line.ljust(self.width + 40), file=sys.stderr, flush=True)
-            return
-        if self.quiet:
-            return
-        filled = int(self.width * done / max(total, 1))
-        elapsed = time.perf_counter() - self.t0
-        bar = "█" * filled + "░" * (self.width - filled)
-        print(f"\r{bar} {100 * done / max(total, 1):5.1f}%  epoch {info['epoch']}  loss {info['loss']:.3f}  "
-              f"{elapsed:5.0f} s", end="", file=sys.stderr, flush=True)
+def _epoch_line(info: dict) -> str | None:
+    """Train's epoch summary, kept on its own line (also with --quiet)."""
+    if not info.get("epoch_end"):
+        return None
+    line = f"epoch {info['epoch']}: loss {info['loss']:.3f}  train acc {info['train_accuracy']:.3f}"
+    if "val_accuracy" in info:
+        line += f"  held-out acc {info['val_accuracy']:.3f}"
+    return line
 
 
 def run(args: argparse.Namespace) -> int:
     from engine.models.base import preset_kwargs
     from engine.models.checkpoint import save_classifier
     from engine.train import evaluate, held_out_windows, train_classifier
+    from skelviz.cli._progress import CliProgress
 
     arch_kwargs = preset_kwargs(args.model, args.width)
     arch_kwargs.update(parse_arch_args(args.arch_arg))
@@ -91,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
         preprocessing={"stride": args.stride, "centre": args.centre, "face": args.face},
         meta={"data": str(args.data), "split_seed": args.seed, "test_fraction": args.test_fraction,
               "width": args.width},
-        progress=ProgressBar(args.quiet),
+        progress=CliProgress("train", unit="batch", quiet=args.quiet, line=_epoch_line,
+                             postfix=lambda info: f"epoch {info['epoch']} loss {info['loss']:.3f}"),
     )
     clf = result.classifier
     report = evaluate(clf, test) if len(test) else {"accuracy": float("nan"), "n": 0}
