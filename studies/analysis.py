@@ -9,9 +9,9 @@ The proportion reported per condition is the share of one answer, fixed by the t
 
 Statistics (scored trials only; practice and catch trials are left out of the condition figures):
 
-* Wilson score interval (95 %, no continuity correction);
-* two-sided exact binomial test of the proportion against 0.5 (for p₀ = 0.5 the distribution is symmetric, so
-  the p-value is 2·P(X ≤ min(k, n−k)), capped at 1; computed exactly with integers);
+* Wilson score interval (95 %, no continuity correction), ``scipy.stats.binomtest(...).proportion_ci``;
+* two-sided exact binomial test of the proportion against 0.5, ``scipy.stats.binomtest(k, n, 0.5).pvalue`` (for
+  p₀ = 0.5 the distribution is symmetric, so this is 2·P(X ≤ min(k, n−k)), capped at 1);
 * d′ with the log-linear correction (Hautus 1995: rates (k + 0.5)/(n + 1)) so that 0 and 1 stay finite:
   yes/no and same/different: d′ = z(H) − z(F), H the rate of "detect" answers ("no" / "different") on a signal
   condition, F that on the pooled noise conditions (``signal = false``); 2AFC: d′ = √2·z(Pc) with Pc the
@@ -26,9 +26,10 @@ import logging
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from statistics import NormalDist
+
+from scipy.stats import binomtest
 
 from engine.errors import StudyError
 from studies.protocol import DETECT, Protocol
@@ -40,23 +41,18 @@ _NORMAL = NormalDist()
 
 # -- statistics -------------------------------------------------------------------------------------------------
 def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion k/n (no continuity correction)."""
+    """Wilson score interval of a binomial proportion k/n (no continuity correction), by scipy."""
     if n == 0:
         return (float("nan"), float("nan"))
-    z = _NORMAL.inv_cdf(0.5 + confidence / 2)
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    ci = binomtest(k, n, 0.5).proportion_ci(confidence_level=confidence, method="wilson")
+    return (float(ci.low), float(ci.high))
 
 
 def binomial_test_half(k: int, n: int) -> float:
-    """Two-sided exact binomial test of k successes in n trials against p = 0.5."""
+    """Two-sided exact binomial test of k successes in n trials against p = 0.5, by scipy."""
     if n == 0:
         return float("nan")
-    tail = sum(math.comb(n, i) for i in range(min(k, n - k) + 1))
-    return float(min(Fraction(1), Fraction(2 * tail, 2**n)))
+    return float(binomtest(k, n, 0.5, alternative="two-sided").pvalue)
 
 
 def z_score(p: float) -> float:
