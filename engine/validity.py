@@ -23,6 +23,8 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from engine.devices import model_device
+
 #: A result whose most-perturbed joint carries more than this share of the perturbation is flagged.
 CONCENTRATION_WARNING = 0.5
 
@@ -52,7 +54,7 @@ def recheck(classifier, adversarial: np.ndarray, y: np.ndarray, *, strategy: str
     from engine.attacks.common import strategy_success
 
     if device is None:
-        device = next((t.device for t in list(classifier.parameters()) + list(classifier.buffers())), "cpu")
+        device = model_device(classifier)
     adversarial = np.asarray(adversarial, dtype=np.float32)
     y_t = torch.as_tensor(np.asarray(y), dtype=torch.long)
     t_t = None if target is None else torch.as_tensor(np.asarray(target), dtype=torch.long)
