@@ -450,6 +450,24 @@ _register_cmu_aliases(
 )
 
 
+# The shared cmu8 positions file (28 joints named ``hips``, ``l_hip``, ``chest``...: the CMU subset of Li et al.,
+# CVPR 2018, by forward kinematics). The table is the correspondence behind the SMART/BEAT-layout copy of the
+# same clips (``shared/data/formats/smart_npz``; checked joint for joint in tests/engine/test_skeletons.py): both
+# hip-joint stubs sit on the root, ``Neck`` on the chest (a zero-length bone, as in the CMU files), the toe tips,
+# head, head top and finger tips are dropped.
+register_aliases(
+    "hdm05_25",
+    {
+        "LHipJoint": "hips", "LeftUpLeg": "l_hip", "LeftLeg": "l_knee", "LeftFoot": "l_ankle",
+        "LeftToeBase": "l_toe_base", "RHipJoint": "hips", "RightUpLeg": "r_hip", "RightLeg": "r_knee",
+        "RightFoot": "r_ankle", "RightToeBase": "r_toe_base", "Hips": "hips", "Spine": "spine", "Spine1": "chest",
+        "Neck": "chest", "Neck1": "neck", "LeftArm": "l_shoulder", "LeftForeArm": "l_elbow", "LeftHand": "l_wrist",
+        "LeftHandIndex1": "l_hand", "LThumb": "l_thumb", "RightArm": "r_shoulder", "RightForeArm": "r_elbow",
+        "RightHand": "r_wrist", "RightHandIndex1": "r_hand", "RThumb": "r_thumb",
+    },
+)
+
+
 def from_arrays(name: str, joint_names: Iterable[str], parents: Sequence[int], up_axis: str = "y") -> Skeleton:
     """Build a skeleton from file metadata (HDF5 attributes, a BVH hierarchy...)."""
     return Skeleton(name, tuple(joint_names), tuple(int(p) for p in parents), up_axis)
