@@ -11,7 +11,6 @@ Nothing here keeps state between calls, so it is safe to call from worker thread
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from collections.abc import Callable
@@ -48,6 +47,7 @@ __all__ = [
     "export_formats",
     "defence_methods",
     "defence_params",
+    "defence_presets",
     "apply_defence",
 ]
 
@@ -75,12 +75,14 @@ def open_dataset(path: str | Path, asf: str | Path | None = None) -> ClipDataset
     return dataset
 
 
-def demo_dataset() -> ClipDataset:
-    """The synthetic demo dataset shipped with skelviz."""
-    from engine.assets import DEMO_DATASET, asset_path
+def demo_dataset(demo: str | None = None) -> ClipDataset:
+    """A demo dataset shipped with skelviz: ``"cmu"`` (real motion capture, the default) or ``"synthetic"``
+    (see :data:`engine.assets.DEMOS`). Its name is ``"<demo> demo"``."""
+    from engine.assets import DEFAULT_DEMO, asset_path
+    from engine.assets import demo as find_demo
 
-    dataset = open_dataset(asset_path(DEMO_DATASET))
-    dataset.name = "demo"
+    dataset = open_dataset(asset_path(find_demo(demo).dataset))
+    dataset.name = f"{demo or DEFAULT_DEMO} demo"
     return dataset
 
 
@@ -111,13 +113,16 @@ def load_classifier(path: str | Path, device: str = "cpu"):
     return model.to(device).eval()
 
 
-def demo_classifier(arch: str = "stgcn", device: str = "cpu"):
-    """One of the demo checkpoints shipped with skelviz (trained on the demo dataset)."""
-    from engine.assets import DEMO_CHECKPOINTS, asset_path
+def demo_classifier(arch: str = "stgcn", device: str = "cpu", demo: str | None = None):
+    """One of the demo checkpoints shipped with skelviz, trained on demo ``demo``'s dataset (default: the real
+    CMU demo; ``"synthetic"`` for the synthetic one)."""
+    from engine.assets import asset_path
+    from engine.assets import demo as find_demo
 
-    if arch not in DEMO_CHECKPOINTS:
-        raise CheckpointError(f"no demo checkpoint {arch!r}; available: {', '.join(DEMO_CHECKPOINTS)}")
-    return load_classifier(asset_path(DEMO_CHECKPOINTS[arch]), device)
+    checkpoints = find_demo(demo).checkpoints
+    if arch not in checkpoints:
+        raise CheckpointError(f"no demo checkpoint {arch!r}; available: {', '.join(checkpoints)}")
+    return load_classifier(asset_path(checkpoints[arch]), device)
 
 
 def available_devices() -> list[str]:
@@ -201,82 +206,8 @@ def class_index(classifier, label: str | int | None) -> int | None:
 
 
 # -- parameters ----------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ParamSpec:
-    """One hyper-parameter of an attack or defence, read from its constructor's signature."""
-
-    name: str
-    default: Any
-    kind: type  # bool, int, float, str, list (a sequence of floats)
-    choices: tuple = ()
-    doc: str = ""
-
-
-# Constructor arguments the front end fills itself rather than showing as parameters.
-_RESERVED = {
-    "self",
-    "model",
-    "classifier",
-    "skeleton",
-    "progress",
-    "cancel",
-    "device",
-    "fps",
-    "dt",
-    "seed",
-    "limits",
-    "joint_weights",
-    "discriminator",
-}
-# Choices of string parameters, for attacks/defences that do not declare ``param_choices`` themselves.
-_KNOWN_CHOICES = {"update": ("gd", "adam"), "norm": ("linf", "l2")}
-
-
-def _param_docs(cls) -> dict[str, str]:
-    """``name: text`` lines from a class docstring's argument section (best effort, for tooltips)."""
-    docs: dict[str, str] = {}
-    for line in inspect.getdoc(cls).splitlines() if inspect.getdoc(cls) else []:
-        line = line.strip().lstrip("*-` ")
-        head, sep, text = line.partition(":")
-        head = head.strip("`* ").split(" ")[0]
-        if sep and head.isidentifier() and text.strip():
-            docs.setdefault(head, text.strip())
-    return docs
-
-
-def _specs_of(cls, extra_reserved: set[str] = frozenset()) -> list[ParamSpec]:
-    sig = inspect.signature(cls.__init__)
-    docs = _param_docs(cls)
-    choices_of = {**_KNOWN_CHOICES, **(getattr(cls, "param_choices", {}) or {})}
-    specs = []
-    for p in sig.parameters.values():
-        if p.name in _RESERVED or p.name in extra_reserved or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            continue
-        if p.default is inspect.Parameter.empty:
-            continue
-        d = p.default
-        if isinstance(d, bool):
-            kind = bool
-        elif isinstance(d, int):
-            kind = int
-        elif isinstance(d, float):
-            kind = float
-        elif isinstance(d, str):
-            kind = str
-        elif isinstance(d, (tuple, list)) and all(isinstance(v, (int, float)) for v in d):
-            kind = list
-        elif d is None:
-            # Optional values: numbers only (budgets, seeds); optional arrays/tensors are not form fields.
-            ann = "" if p.annotation is inspect.Parameter.empty else str(p.annotation)
-            if any(t in ann for t in ("Sequence", "Tensor", "ndarray", "list", "tuple", "str")):
-                continue
-            kind = int if ("int" in ann and "float" not in ann) else float
-        else:
-            continue
-        choices = tuple(choices_of.get(p.name, ())) if kind is str or p.name == "strategy" else ()
-        specs.append(ParamSpec(p.name, d, kind, choices, docs.get(p.name, "")))
-    return specs
-
+# Forms come from each method's typed parameter dataclass (engine.params); ParamSpec is re-exported here.
+from engine.params import ParamSpec  # noqa: E402
 
 # -- attacks -------------------------------------------------------------------------------------------------
 STRATEGY_PARAMS = ("strategy", "top_n", "target")
@@ -296,22 +227,39 @@ def attack_methods() -> list[str]:
 def attack_info(method: str) -> dict:
     """What the front end needs to draw an attack's form: threat model, strategies, parameters."""
     from engine.attacks import get_attack
+    from engine.params import presets, specs
 
     cls = get_attack(method)
-    specs = _specs_of(cls)
-    strategies = ()
-    for s in specs:
-        if s.name == "strategy":
-            strategies = s.choices or tuple(getattr(cls, "strategies", ())) or ("ab", "abn", "sa")
+    fields = specs(cls.Params)
+    strategies = next((s.choices for s in fields if s.name == "strategy"), ())
     return {
         "name": method,
-        "threat_model": getattr(cls, "threat_model", "white-box"),
-        "progress_unit": getattr(cls, "progress_unit", "iterations"),
-        "doc": (inspect.getdoc(cls) or "").split("\n\n")[0],
+        "threat_model": cls.threat_model,
+        "progress_unit": cls.progress_unit,
+        "doc": (cls.__doc__ or "").strip().split("\n\n")[0],
         "strategies": tuple(strategies),
-        "params": [s for s in specs if s.name not in STRATEGY_PARAMS],
-        "has_top_n": any(s.name == "top_n" for s in specs),
+        "params": [s for s in fields if s.name not in STRATEGY_PARAMS],
+        "has_top_n": any(s.name == "top_n" for s in fields),
+        "presets": tuple(presets(cls.Params)),
     }
+
+
+def attack_preset_values(method: str, preset: str) -> dict[str, Any]:
+    """Every parameter value of attack ``method`` under ``preset`` (for filling a form)."""
+    from engine.attacks import get_attack
+    from engine.params import make_params, to_dict
+
+    return to_dict(make_params(get_attack(method).Params, preset=preset, where=f"attack {method!r}"))
+
+
+def defence_preset_values(method: str, preset: str) -> dict[str, Any]:
+    """Every parameter value of defence ``method`` under ``preset`` (for filling a form)."""
+    from engine.params import make_params, to_dict
+
+    reg = _defence_registry()
+    if method not in reg:
+        raise DefenceError(f"unknown defence {method!r}; available: {', '.join(reg) or 'none'}")
+    return to_dict(make_params(reg[method].Params, preset=preset, where=f"defence {method!r}"))
 
 
 @dataclass
@@ -429,6 +377,7 @@ def run_attack(
     true_class: int | str | None = None,
     preprocessed: bool = False,
     live_every: float = 0.1,
+    preset: str | None = None,
 ) -> AttackOutcome:
     """Attack one clip with ``method`` and report progress as plain values.
 
@@ -450,17 +399,13 @@ def run_attack(
     y = class_index(classifier, true_class if true_class is not None else clean.label)
     if y is None:
         y = int(np.argmax(clean_probs))
+    from engine.params import specs
+
     kwargs = dict(params or {})
-    ctor = inspect.signature(cls.__init__).parameters
-    if "skeleton" in ctor:
-        kwargs["skeleton"] = classifier.skeleton
-    if "fps" in ctor:
-        kwargs["fps"] = clean.fps
-    if "dt" in ctor:
-        kwargs["dt"] = 1.0 / clean.fps
-    if strategy is not None and "strategy" in ctor:
+    names = {s.name for s in specs(cls.Params)}  # skeleton and fps come from the model itself
+    if strategy is not None and "strategy" in names:
         kwargs["strategy"] = strategy
-    if top_n is not None and "top_n" in ctor:
+    if top_n is not None and "top_n" in names:
         kwargs["top_n"] = int(top_n)
     t_index = None
     if target is not None and target != "":
@@ -508,10 +453,9 @@ def run_attack(
                 out["probs"] = np.asarray(probs, np.float64).reshape(-1, len(classifier.class_names))[0]
         progress(done, total, out)
 
-    try:
-        attack = cls(recorder, progress=on_progress, cancel=cancel, **kwargs)
-    except TypeError as exc:
-        raise AttackError(f"{method}: invalid parameters ({exc})") from None
+    from engine.attacks.base import build
+
+    attack = build(method, recorder, preset=preset, progress=on_progress, cancel=cancel, **kwargs)
     t0 = time.perf_counter()
     result = attack(x, torch.tensor([y]), target=None if t_index is None else torch.tensor([t_index]))
     seconds = time.perf_counter() - t0
@@ -531,8 +475,7 @@ def run_attack(
     from engine import metrics, validity
 
     queries = None if result.queries is None else int(result.queries.reshape(-1)[0])
-    params_used = dict(result.params or {})
-    params_used.update({k: v for k, v in kwargs.items() if k != "skeleton"})
+    params_used = dict(attack.params)
     adv_x = _to_tensor(adversarial, _num_bodies(classifier)).numpy()
     used_strategy = str(params_used.get("strategy") or strategy or ("sa" if t_index is not None else "ab"))
     checked = validity.recheck(classifier, adv_x, np.array([y]), strategy=used_strategy,
@@ -638,10 +581,23 @@ def defence_methods() -> list[str]:
 
 
 def defence_params(method: str) -> list[ParamSpec]:
+    """The form fields of defence ``method`` (from its typed parameters, :mod:`engine.params`)."""
+    from engine.params import specs
+
     reg = _defence_registry()
     if method not in reg:
         raise DefenceError(f"unknown defence {method!r}; available: {', '.join(reg) or 'none'}")
-    return _specs_of(reg[method], {"data", "dataset", "clips", "labels"})
+    return specs(reg[method].Params)
+
+
+def defence_presets(method: str) -> tuple[str, ...]:
+    """Named presets of defence ``method`` (``"default"`` first)."""
+    from engine.params import presets
+
+    reg = _defence_registry()
+    if method not in reg:
+        raise DefenceError(f"unknown defence {method!r}; available: {', '.join(reg) or 'none'}")
+    return tuple(presets(reg[method].Params))
 
 
 def apply_defence(
@@ -651,11 +607,14 @@ def apply_defence(
     params: dict | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
+    preset: str | None = None,
 ):
     """Harden ``classifier`` with defence ``method`` trained on ``dataset`` (a ClipDataset or WindowSet);
     returns the defended classifier (``classifier`` itself is not changed). See :mod:`engine.defenses`."""
+    from engine.defenses.common import build
+
     reg = _defence_registry()
     if method not in reg:
         raise DefenceError(f"unknown defence {method!r}; available: {', '.join(reg) or 'none'}")
-    defence = reg[method](classifier, progress=progress, cancel=cancel, **dict(params or {}))
+    defence = build(method, classifier, preset=preset, progress=progress, cancel=cancel, **dict(params or {}))
     return defence.fit(dataset)

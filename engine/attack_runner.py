@@ -28,7 +28,8 @@ Output folder ``DIR``:
     the successful samples only** (as the papers report them; None when nothing succeeded), ``diagnostics``
     (``success_rate_reported`` by the attack itself, ``success_rate_recentred`` after re-centring the saved
     motion on its root outside the model, ``mean_top_joint_share``/``mean_top_frame_share`` over successes,
-    ``warnings``), ``clean_accuracy`` (over every window of the data), ``n_windows``, ``n_correct``,
+    ``warnings``), ``clean_accuracy`` (over the labelled windows; None without labels), ``n_windows``, ``n_unlabelled``
+    (attacked away from the model's own prediction), ``n_correct``,
     ``seconds``, ``params``. The HDF5 file holds the per-sample ``success`` (re-checked),
     ``success_reported`` and ``success_recentred``.
 
@@ -141,11 +142,13 @@ class AttackJob:
     batch_size: int = 32
     limit: int | None = None
     seed: int = 0
+    preset: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # provenance only (model and data paths ...)
 
     def to_dict(self) -> dict:
         return {
             "method": self.method,
+            "preset": self.preset,
             "strategy": self.strategy,
             "top_n": self.top_n,
             "target": self.target,
@@ -176,38 +179,44 @@ def _jsonable(value):
 
 
 def build_attack(classifier, job: AttackJob, progress=None, cancel=None):
-    """The attack object for ``job`` (the strategy and top_n passed where the attack takes them)."""
-    import inspect
-
+    """The attack object for ``job`` through :func:`engine.attacks.build` (strategy and top N passed to the
+    attacks that have them; an attack without strategies runs AB only)."""
     from engine.attacks import get_attack
+    from engine.attacks.base import build
+    from engine.params import specs
 
-    cls = get_attack(job.method)
-    accepted = inspect.signature(cls.__init__).parameters
+    names = {s.name for s in specs(get_attack(job.method).Params)}
     kwargs = dict(job.attack_kwargs)
-    if "strategy" in accepted:
+    if "strategy" in names:
         kwargs["strategy"] = job.strategy
     elif job.strategy != "ab":
         raise AttackError(f"attack {job.method!r} has no strategies; it runs AB only")
-    if "top_n" in accepted:
+    if "top_n" in names:
         kwargs["top_n"] = job.top_n
-    if "skeleton" in accepted:
-        kwargs.setdefault("skeleton", classifier.skeleton)
-    unknown = [k for k in kwargs if k not in accepted]
-    if unknown:
-        raise AttackError(f"attack {job.method!r} takes no parameter(s) {unknown}")
-    return cls(classifier, progress=progress, cancel=cancel, **kwargs)
+    return build(job.method, classifier, preset=job.preset, progress=progress, cancel=cancel, **kwargs)
 
 
 def select_windows(classifier, windows, job: AttackJob, device) -> tuple[np.ndarray, np.ndarray, dict]:
-    """``(indices, targets)`` of the windows to attack (targets −1 when untargeted) and selection stats."""
+    """``(indices, targets)`` of the windows to attack (targets −1 when untargeted) and selection stats.
+
+    An unlabelled window (label −1, e.g. a BVH file) is attacked away from the model's own prediction
+    ("anything but the predicted class"), as the app does (:func:`engine.api.run_attack`): the prediction becomes
+    its label here, **in place** in ``windows.y``, so that the caller attacks and re-checks against it.
+    ``stats``: ``n_windows`` (all), ``n_unlabelled`` (labelled by prediction), ``n_correct`` (attackable: correctly
+    classified or unlabelled), ``clean_accuracy`` (over the labelled windows; None when there are none).
+    """
     logits = predict_windows(classifier, windows.x, device, max(job.batch_size, 64))
     pred = logits.argmax(1) if len(logits) else np.zeros(0, np.int64)
     labelled = windows.y >= 0
-    correct = (pred == windows.y) & labelled
+    if not labelled.all():
+        windows.y = np.where(labelled, windows.y, pred).astype(np.int64)
+        log.info("%d unlabelled window(s): attacking the model's own prediction", int((~labelled).sum()))
+    correct = pred == windows.y
     stats = {
-        "n_windows": int(labelled.sum()),
+        "n_windows": int(len(windows)),
+        "n_unlabelled": int((~labelled).sum()),
         "n_correct": int(correct.sum()),
-        "clean_accuracy": float(correct.sum() / max(1, labelled.sum())),
+        "clean_accuracy": float(correct[labelled].mean()) if labelled.any() else None,
     }
     idx = np.flatnonzero(correct)
     targets = np.full(len(idx), -1, np.int64)

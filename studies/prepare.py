@@ -17,7 +17,6 @@ were captured. An attacked stimulus's ``success`` is re-checked by predicting th
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -73,20 +72,16 @@ def _positions(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(x)[0, :, :, :, 0].transpose(1, 2, 0), dtype=np.float32)
 
 
-def _build_attack(name: str, classifier, params: dict, fps: float, progress, cancel):
-    from engine.attacks import get_attack
+def _build_attack(name: str, classifier, params: dict, cancel):
+    from engine.attacks.base import build
+    from engine.errors import SkelvizError
 
-    cls = get_attack(name)
-    ctor = inspect.signature(cls.__init__).parameters
-    kwargs = dict(params)
-    if "skeleton" in ctor:
-        kwargs.setdefault("skeleton", classifier.skeleton)
-    if "fps" in ctor:
-        kwargs.setdefault("fps", fps)
+    params = dict(params)
+    preset = params.pop("preset", None)
     try:
-        return cls(classifier, progress=progress, cancel=cancel, **kwargs)
-    except TypeError as exc:
-        raise StudyError(f"[prepare.methods] {name}: invalid parameters {sorted(params)} ({exc})") from None
+        return build(name, classifier, preset=preset, cancel=cancel, **params)
+    except SkelvizError as exc:
+        raise StudyError(f"[prepare.methods] {name}: {exc}") from None
 
 
 def prepare_stimuli(
@@ -148,7 +143,7 @@ def prepare_stimuli(
         if progress:
             progress(done, total, f"{clip_id}: clean")
         for m in spec.methods:
-            attack = _build_attack(m.attack, classifier, m.params, fps, None, cancel)
+            attack = _build_attack(m.attack, classifier, m.params, cancel)
             target = None
             if m.target is not None:
                 if m.target not in names:

@@ -435,6 +435,22 @@ def _parse_online(source: str, kind: str, raw: dict) -> OnlineSpec:
     )
 
 
+def _check_attack_params(attack: str, params: dict, where: str) -> None:
+    """The attack exists and its params table (plus an optional ``preset``) fits its typed parameters
+    (:mod:`engine.params`): checked when the protocol is read, not after an hour of stimulus preparation."""
+    from engine.attacks.base import get_attack
+    from engine.errors import SkelvizError
+    from engine.params import make_params
+
+    try:
+        cls = get_attack(attack)
+        given = dict(params)
+        preset = given.pop("preset", None)
+        make_params(cls.Params, given, preset=preset, where=f"{where} attack {attack!r}")
+    except SkelvizError as exc:
+        raise StudyError(str(exc) if str(exc).startswith(where) else f"{where} {exc}") from None
+
+
 def _parse_prepare(source: str, raw: dict) -> PrepareSpec:
     r = _Reader(source, "prepare", raw)
     methods_raw = r.get("methods", list, [])
@@ -457,6 +473,7 @@ def _parse_prepare(source: str, raw: dict) -> PrepareSpec:
         target = m.get("target")
         if target is not None and not isinstance(target, str):
             raise StudyError(f"{where} target must be a class name")
+        _check_attack_params(attack, params, where)
         methods.append(PrepareMethod(name, attack, dict(params), target))
     classes = r.get("classes", list, [])
     jitter = r.get("jitter_std", (int, float), 0.05)

@@ -5,6 +5,6 @@ Importing this package registers every built-in attack in :data:`engine.attacks.
 
 # Built-in attacks register themselves on import; each module is imported explicitly, once, here.
 from engine.attacks import basar, ciasa, eot, ifgsm, mifgsm, smart  # noqa: F401  (registration)
-from engine.attacks.base import ATTACKS, Attack, AttackResult, get_attack, register_attack
+from engine.attacks.base import ATTACKS, Attack, AttackResult, build, get_attack, register_attack
 
-__all__ = ["ATTACKS", "Attack", "AttackResult", "get_attack", "register_attack"]
+__all__ = ["ATTACKS", "Attack", "AttackResult", "build", "get_attack", "register_attack"]

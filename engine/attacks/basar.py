@@ -71,15 +71,17 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch import nn
 
 from engine import metrics
-from engine.attacks.base import Attack, AttackResult, register_attack
+from engine.attacks.base import Attack, AttackParams, AttackResult, register_attack
 from engine.attacks.common import model_fps, present_performers
-from engine.errors import AttackError
+from engine.errors import AttackError, ParameterError
 from engine.manifold import (
     JointLimits,
     ManifoldProjector,
@@ -89,6 +91,7 @@ from engine.manifold import (
     load_limits_beside,
 )
 from engine.oracle import LabelOracle
+from engine.params import param
 from engine.skeletons import Skeleton
 
 log = logging.getLogger(__name__)
@@ -175,79 +178,65 @@ class _Walk:
         return lambda s, t: self.point([_blend(a[s], b[s], t.to(a.dtype)) for a, b in zip(ca, cb)], owners[s], dtype)
 
 
+@dataclass(frozen=True)
+class BASARParams(AttackParams):
+    """BASAR's hyper-parameters (module docstring: defaults and their sources)."""
+
+    strategy: Literal["ab", "sa"] | None = param(None, "ab: untargeted; sa: a specified target class; none: "
+                                                  "sa when a target is given, else ab")
+    queries: int = param(3000, "query budget per attacked clip (the start-point search included)", min=1)
+    projection_interval: int = param(100, "project onto the manifold every this many iterations (0: only at "
+                                          "the end)", min=0)
+    accel_weight: float = param(1.0, "weight of acceleration matching in the projection", min=0.0)
+    on_manifold: bool = param(True, "project onto the natural-motion manifold (off: the comparison run)")
+    trials: int = param(5, "exploration trials per iteration", min=1)
+    delta: float = param(0.1, "initial exploration step (relative to the distance to the clean clip)",
+                         min=0.0, min_exclusive=True)
+    delta_max: float = param(0.4, "largest exploration step", min=0.0, min_exclusive=True)
+    beta: float = param(0.95, "initial share of the way kept when probing toward the clean clip", min=0.0,
+                        min_exclusive=True)
+    beta_max: float = param(0.9, "largest probing share", min=0.0, max=1.0, min_exclusive=True)
+    max_probes: int = param(10, "aimed probes per iteration", min=1)
+    coupling: float = param(0.5, "weight of neighbouring joints in the exploration noise (0: independent)",
+                            min=0.0)
+    search_steps: int = param(10, "binary-search halvings (start blend, projection repair)", min=1)
+    patience: int = param(100, "stop after this many iterations without progress (0: never)", min=0)
+    tol: float = param(1e-3, "relative progress that counts for patience", min=0.0)
+    projection_steps: int = param(100, "Adam steps per projection", min=1)
+    seed: int = param(0, "seed of the attack's random generator")
+    oracle_batch_size: int = param(256, "clips per oracle call", min=1)
+
+    def validate(self, where: str) -> None:
+        if not self.delta <= self.delta_max:
+            raise ParameterError(f"{where}: need delta <= delta_max, got delta={self.delta}, "
+                                 f"delta_max={self.delta_max}")
+        if self.beta_max >= 1:
+            raise ParameterError(f"{where}: need beta_max < 1, got {self.beta_max}")
+
+
 @register_attack("basar")
 class BASAR(Attack):
-    """Decision-based black-box attack with manifold projection (see the module docstring).
+    """Decision-based black-box attack with manifold projection (see the module docstring); hyper-parameters
+    :class:`BASARParams`.
 
-    Args:
-        model: any classifier taking ``(N, 3, T, V, M)`` clips in metres; only its labels are used.
-        skeleton: the clips' skeleton (default: ``model.skeleton``, else ``joint_limits.skeleton``).
-        joint_limits: the joint-angle limits of the manifold (a :class:`JointLimits`, a ``.json``/``.npz``
-            file, or a model/dataset file with limits saved beside it); default: those stored with the model
-            (``model.meta["joint_limits"]``), else estimated from the clean clips being attacked (and
-            ``starts``) with the default margin.
-        strategy: ``"ab"`` (untargeted) or ``"sa"`` (targeted); ``None`` (default) infers it from ``target``.
-        queries: query budget per attacked sample (the start-point search included).
-        projection_interval: project every this many iterations (0: only at the end).
-        accel_weight: ``w`` of the projection's acceleration term.
-        on_manifold: ``False`` skips all projections (off-manifold BASAR).
-        trials, delta, delta_max, beta, beta_max, max_probes: exploration and probing (module docstring).
-        coupling: weight of neighbouring joints in the exploration noise (0: independent joints).
-        starts, start_labels: a pool of clips ``(P, 3, T, V, M)`` and their labels to start from.
-        search_steps: binary-search halvings (start blend, projection repair).
-        patience, tol: convergence stop (``patience=0`` disables it).
-        projection_steps: Adam steps per projection.
-        seed: seeds the attack's own random generator.
+    Inputs that are not hyper-parameters: ``joint_limits`` (a :class:`JointLimits`, a ``.json``/``.npz`` file,
+    or a model/dataset file with limits saved beside it; default: those stored with the model
+    (``model.meta["joint_limits"]``), else estimated from the clean clips being attacked and ``starts``),
+    ``starts``/``start_labels`` (a pool of clips ``(P, 3, T, V, M)`` and their labels to start from) and
+    ``skeleton`` (default: ``model.skeleton``, else ``joint_limits.skeleton``).
     """
 
     threat_model = "black-box (decision-based)"
     progress_unit = "queries"
+    Params = BASARParams
+    resources = ("skeleton", "joint_limits", "starts", "start_labels")
 
-    def __init__(
-        self,
-        model: nn.Module,
-        *,
-        skeleton: Skeleton | None = None,
-        joint_limits: JointLimits | str | Path | None = None,
-        strategy: str | None = None,
-        queries: int = 3000,
-        projection_interval: int = 100,
-        accel_weight: float = 1.0,
-        on_manifold: bool = True,
-        trials: int = 5,
-        delta: float = 0.1,
-        delta_max: float = 0.4,
-        beta: float = 0.95,
-        beta_max: float = 0.9,
-        max_probes: int = 10,
-        coupling: float = 0.5,
-        starts: torch.Tensor | None = None,
-        start_labels: torch.Tensor | None = None,
-        search_steps: int = 10,
-        patience: int = 100,
-        tol: float = 1e-3,
-        projection_steps: int = 100,
-        seed: int = 0,
-        oracle_batch_size: int = 256,
-        progress=None,
-        cancel=None,
-    ) -> None:
-        super().__init__(model, progress=progress, cancel=cancel)
-        if queries < 1:
-            raise AttackError(f"the query budget must be positive, got {queries}")
-        if trials < 1:
-            raise AttackError(f"trials must be at least 1, got {trials}")
-        if not 0 < delta <= delta_max:
-            raise AttackError(f"need 0 < delta <= delta_max, got delta={delta}, delta_max={delta_max}")
-        if not 0 < beta_max < 1 or not 0 < beta:
-            raise AttackError(f"need beta > 0 and 0 < beta_max < 1, got beta={beta}, beta_max={beta_max}")
-        if projection_interval < 0 or accel_weight < 0:
-            raise AttackError("projection_interval and accel_weight must be >= 0")
+    def __init__(self, model: nn.Module, params=None, *, skeleton: Skeleton | None = None,
+                 joint_limits: JointLimits | str | Path | None = None, starts: torch.Tensor | None = None,
+                 start_labels: torch.Tensor | None = None, **kwargs) -> None:
+        super().__init__(model, params, **kwargs)
         if (starts is None) != (start_labels is None):
             raise AttackError("pass starts and start_labels together")
-        if strategy not in (None, "ab", "sa"):
-            raise AttackError(f"BASAR runs 'ab' (untargeted) or 'sa' (targeted), not {strategy!r}")
-        self.strategy = strategy
         if isinstance(joint_limits, (str, Path)):
             joint_limits = _load_limits(joint_limits)
         self.skeleton = skeleton or getattr(model, "skeleton", None) or (joint_limits.skeleton if joint_limits else None)
@@ -256,45 +245,13 @@ class BASAR(Attack):
                 f"the joint limits are for skeleton {joint_limits.skeleton.name!r}, the clips use {self.skeleton.name!r}"
             )
         self.joint_limits = joint_limits
-        self.queries = int(queries)
-        self.projection_interval = int(projection_interval)
-        self.accel_weight = float(accel_weight)
-        self.on_manifold = bool(on_manifold)
-        self.trials = int(trials)
-        self.delta0, self.delta_max = float(delta), float(delta_max)
-        self.beta0, self.beta_max = float(min(beta, beta_max)), float(beta_max)
-        self.max_probes = int(max_probes)
-        self.coupling = float(coupling)
+        self.delta0 = self.hp.delta
+        self.beta0 = float(min(self.hp.beta, self.hp.beta_max))
         self.starts = None if starts is None else torch.as_tensor(starts, dtype=torch.float32)
         self.start_labels = None if start_labels is None else torch.as_tensor(start_labels, dtype=torch.long).reshape(-1)
         if self.starts is not None and self.starts.shape[0] != self.start_labels.shape[0]:
             raise AttackError(f"{self.starts.shape[0]} start clips but {self.start_labels.shape[0]} start labels")
-        self.search_steps = int(search_steps)
-        self.patience, self.tol = int(patience), float(tol)
-        self.projection_steps = int(projection_steps)
-        self.seed = int(seed)
-        self.oracle = LabelOracle(model, batch_size=oracle_batch_size)
-
-    def params(self) -> dict:
-        return {
-            "strategy": self.strategy,
-            "queries": self.queries,
-            "projection_interval": self.projection_interval,
-            "accel_weight": self.accel_weight,
-            "on_manifold": self.on_manifold,
-            "trials": self.trials,
-            "delta": self.delta0,
-            "delta_max": self.delta_max,
-            "beta": self.beta0,
-            "beta_max": self.beta_max,
-            "max_probes": self.max_probes,
-            "coupling": self.coupling,
-            "search_steps": self.search_steps,
-            "patience": self.patience,
-            "tol": self.tol,
-            "projection_steps": self.projection_steps,
-            "seed": self.seed,
-        }
+        self.oracle = LabelOracle(model, batch_size=self.oracle_batch_size)
 
     # -- pieces ---------------------------------------------------------------------------------------------
     def _coupling_matrix(self, V: int, device) -> torch.Tensor:
@@ -575,7 +532,7 @@ class BASAR(Attack):
             predictions=labels.cpu(),
             queries=queries,
             history=history,
-            params=self.params(),
+            params=self.params,
             extras=extras,
         )
 

@@ -1,10 +1,15 @@
 """The call protocol shared by every attack (after torchattacks, without its image assumptions).
 
-An attack is built with its model and hyper-parameters, then called on a batch::
+An attack is built by name with its model and hyper-parameter overrides, then called on a batch::
 
-    attack = SMART(model, skeleton, iterations=300)
+    attack = engine.attacks.build("smart", model, iterations=300)      # or preset="published"
     result = attack(x, y)                 # untargeted
     result = attack(x, y, target=t)       # targeted strategies
+
+Its hyper-parameters are one frozen dataclass (``Attack.Params``, see :mod:`engine.params`): forms, CLI
+options, protocols and provenance (``attack.params``) all derive from it. Skeleton, frame rate and device
+come from the model. Inputs that are not hyper-parameters (BASAR's joint limits and starting clips, CIASA's
+discriminator data) are keyword arguments of the class, listed in ``Attack.resources``.
 
 ``x`` is a float tensor (N, C=3, T, V, M) of joint positions in metres, as the classifiers take it; ``y``
 the true labels (N,). The attack
@@ -24,18 +29,31 @@ It returns an :class:`AttackResult`. Attacks are registered by name in :data:`AT
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
 
 from engine.errors import AttackError, CancelledError
 from engine.modes import eval_mode
+from engine.params import make_params, param, to_dict
+from engine.progress import CancelFn, ProgressFn
 from engine.registry import Registry
 
-ProgressFn = Callable[[int, int, dict], None]
-CancelFn = Callable[[], bool]
+
+@dataclass(frozen=True)
+class AttackParams:
+    """Hyper-parameters every attack has: none (subclasses add theirs)."""
+
+
+@dataclass(frozen=True)
+class StrategyParams(AttackParams):
+    """The strategies of the SMART paper, shared by the white-box attacks (:mod:`engine.attacks.common`)."""
+
+    strategy: Literal["ab", "abn", "sa"] = param("ab", "ab: any wrong class; abn: true class out of the top N; "
+                                                   "sa: a specified target class")
+    top_n: int = param(3, "N of the ABN strategy", min=1)
 
 
 @dataclass
@@ -69,17 +87,37 @@ class Attack:
     name: str = "attack"
     threat_model: str = "white-box"
     progress_unit: str = "iterations"  # what the progress callback's (done, total) count; the budget's parameter
+    Params: ClassVar[type] = AttackParams
+    #: keyword inputs of the class that are not hyper-parameters (tensors, limit records ...)
+    resources: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
         model: nn.Module,
+        params: Any = None,
         *,
+        preset: str | None = None,
         progress: ProgressFn | None = None,
         cancel: CancelFn | None = None,
+        **overrides: Any,
     ) -> None:
+        """``params``: a ``Params`` instance (or None for the defaults / ``preset``); ``overrides`` replace single
+        fields and are validated (:func:`engine.params.make_params`)."""
         self.model = model
         self.progress = progress
         self.cancel = cancel
+        base = to_dict(params) if params is not None else {}
+        if params is not None and preset is not None:
+            raise AttackError("give either params or a preset, not both")
+        self.hp = make_params(self.Params, {**base, **overrides}, preset=None if params is not None else preset,
+                              where=f"attack {self.name!r}")
+        for f in fields(self.hp):  # attacks read their settings as attributes
+            setattr(self, f.name, getattr(self.hp, f.name))
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Provenance: the method name and ``asdict(params)``."""
+        return {"method": self.name, **to_dict(self.hp)}
 
     @property
     def device(self) -> torch.device:
@@ -135,3 +173,11 @@ def get_attack(name: str) -> type[Attack]:
     import engine.attacks  # noqa: F401  (registers the built-in attacks)
 
     return ATTACKS.lookup(name)
+
+
+def build(name: str, model: nn.Module, *, preset: str | None = None, progress: ProgressFn | None = None,
+          cancel: CancelFn | None = None, **overrides: Any) -> Attack:
+    """The one way to build an attack: by registered name, on ``model``, from its defaults or a named
+    ``preset`` with ``overrides``. Unknown or ill-typed parameters raise
+    :class:`~engine.errors.ParameterError` naming the parameter and what it accepts."""
+    return get_attack(name)(model, preset=preset, progress=progress, cancel=cancel, **overrides)

@@ -34,16 +34,16 @@ Defaults (ours; the paper's values are for its normalised NTU/Kinetics coordinat
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.attacks.base import Attack, AttackResult, register_attack
+from engine.attacks.base import Attack, AttackResult, StrategyParams, register_attack
 from engine.attacks.common import (
     IterativeState,
     check_strategy,
-    check_strategy_name,
     model_fps,
     model_skeleton,
     per_frame_normalise,
@@ -53,6 +53,7 @@ from engine.attacks.common import (
 )
 from engine.errors import AttackError
 from engine.losses import dynamics_loss
+from engine.params import param
 from engine.skeletons import Skeleton
 
 
@@ -78,82 +79,49 @@ class MotionDiscriminator(nn.Module):
         return self.out(h).view(n, m).mean(dim=1)
 
 
+@dataclass(frozen=True)
+class CIASAParams(StrategyParams):
+    """CIASA's hyper-parameters (module docstring: defaults and sources)."""
+
+    eps: float = param(0.02, "per-joint L∞ budget", unit="m", min=0.0, min_exclusive=True)
+    iterations: int = param(50, "number of sign steps", min=1)
+    step_size: float | None = param(None, "step length (none: eps / 10)", unit="m", min=0.0, min_exclusive=True)
+    smooth_weight: float = param(0.3, "weight of the temporal-smoothness term", min=0.0)
+    gan_weight: float = param(0.3, "weight of the discriminator (GAN) term", min=0.0)
+    disc_pretrain_steps: int = param(100, "discriminator training steps before the attack", min=0)
+    disc_lr: float = param(1e-3, "discriminator learning rate", min=0.0, min_exclusive=True)
+    seed: int = param(0, "discriminator initialisation and noise")
+
+
 @register_attack("ciasa")
 class CIASA(Attack):
-    """CIASA constrained attack (see the module docstring).
+    """CIASA constrained attack (see the module docstring); hyper-parameters :class:`CIASAParams`.
 
-    Args:
-        model: classifier on (N, 3, T, V, M) clips in metres; skeleton: default ``model.skeleton``.
-        strategy, top_n: as SMART. eps: per-joint L∞ budget (m). iterations, step_size: the sign steps.
-        smooth_weight, gan_weight: weights of the temporal-smoothness and GAN terms.
-        limits: an ``engine.manifold.JointLimits``; default: estimated from ``disc_data`` or the attacked clips.
-        disc_data: clean motions (N', 3, T, V, M) to train the discriminator on (default: the attacked clips).
-        disc_pretrain_steps, disc_lr: discriminator training. joints: joints allowed to move (default all).
-        fps: frame rate (default: the model's preprocessing). seed: discriminator initialisation and noise.
+    Inputs that are not hyper-parameters: ``limits`` (an ``engine.manifold.JointLimits``; default: estimated
+    from ``disc_data`` or the attacked clips), ``disc_data`` (clean motions (N', 3, T, V, M) to train the
+    discriminator on; default: the attacked clips), ``joints`` (names or indices of the joints allowed to move;
+    default all), ``skeleton`` (only for a bare network that does not carry one).
     """
 
     threat_model = "white-box"
+    Params = CIASAParams
+    resources = ("skeleton", "limits", "disc_data", "joints")
 
-    def __init__(
-        self,
-        model,
-        skeleton: Skeleton | None = None,
-        *,
-        strategy: str = "ab",
-        top_n: int = 3,
-        eps: float = 0.02,
-        iterations: int = 50,
-        step_size: float | None = None,
-        smooth_weight: float = 0.3,
-        gan_weight: float = 0.3,
-        limits=None,
-        disc_data: torch.Tensor | None = None,
-        disc_pretrain_steps: int = 100,
-        disc_lr: float = 1e-3,
-        joints: Sequence[int | str] | None = None,
-        fps: float | None = None,
-        seed: int = 0,
-        progress=None,
-        cancel=None,
-    ) -> None:
-        super().__init__(model, progress=progress, cancel=cancel)
-        check_strategy_name(strategy)
-        if eps <= 0 or iterations < 1 or smooth_weight < 0 or gan_weight < 0:
-            raise AttackError("eps must be > 0, iterations >= 1 and the weights >= 0")
+    def __init__(self, model, params=None, *, skeleton: Skeleton | None = None, limits=None,
+                 disc_data: torch.Tensor | None = None, joints: Sequence[int | str] | None = None, **kwargs) -> None:
+        super().__init__(model, params, **kwargs)
         self.skeleton = model_skeleton(model, skeleton)
-        self.strategy = strategy
-        self.top_n = int(top_n)
-        self.eps = float(eps)
-        self.iterations = int(iterations)
-        self.step_size = float(step_size) if step_size is not None else self.eps / 10
-        self.smooth_weight = float(smooth_weight)
-        self.gan_weight = float(gan_weight)
+        self.step_size = float(self.hp.step_size) if self.hp.step_size is not None else self.eps / 10
         self.limits = limits
         self.disc_data = disc_data
-        self.disc_pretrain_steps = int(disc_pretrain_steps)
-        self.disc_lr = float(disc_lr)
-        self.joints = None if joints is None else [self.skeleton.index(j) for j in joints]
-        self.fps = model_fps(model, fps)
-        self.seed = int(seed)
+        self.joints = None if joints is None else [self.skeleton.index(j) if isinstance(j, str) else int(j)
+                                                    for j in joints]
+        self.fps = model_fps(model, None)
         self.discriminator: MotionDiscriminator | None = None
 
     @property
     def params(self) -> dict:
-        return {
-            "method": "ciasa",
-            "strategy": self.strategy,
-            "top_n": self.top_n,
-            "eps": self.eps,
-            "iterations": self.iterations,
-            "step_size": self.step_size,
-            "smooth_weight": self.smooth_weight,
-            "gan_weight": self.gan_weight,
-            "disc_pretrain_steps": self.disc_pretrain_steps,
-            "disc_lr": self.disc_lr,
-            "joints": self.joints,
-            "fps": self.fps,
-            "seed": self.seed,
-        }
+        return {**super().params, "effective_step_size": self.step_size, "joints": self.joints}
 
     # -- setup -----------------------------------------------------------------------------------------------
     def _projector(self, x: torch.Tensor):

@@ -24,15 +24,16 @@ the defended model's); every other SMART argument as :mod:`engine.attacks.smart`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from engine.attacks.base import AttackResult, register_attack
 from engine.attacks.common import strategy_success
-from engine.attacks.smart import SMART
-from engine.skeletons import Skeleton
+from engine.attacks.smart import SMART, SMARTParams
+from engine.params import param
 
 
 class EOTModel(nn.Module):
@@ -62,57 +63,32 @@ class EOTModel(nn.Module):
         return torch.log_softmax(logits, dim=-1).mean(dim=0)
 
 
+@dataclass(frozen=True)
+class EOTSMARTParams(SMARTParams):
+    """SMART's parameters (same defaults, so the two cannot drift) plus the EOT draws; no refinement."""
+
+    refine_steps: int = param(0, "steps after the first success that lower Lp (0: refining walks along the EOT "
+                                 "decision boundary, not the defended model's)", min=0)
+    eot_samples: int = param(8, "random draws of the defended model averaged per gradient", min=1)
+    eot_seed: int = param(0, "seed of the draws")
+
+    PRESETS: ClassVar[dict[str, dict]] = {"published": {**SMARTParams.PRESETS["published"]}}
+
+
 @register_attack("eot-smart")
 class EOTSMART(SMART):
     """SMART with gradients averaged over the defended model's randomness (see the module docstring).
 
-    Args:
-        model: the (possibly stochastic or Bayesian) classifier on clips in metres.
-        eot_samples: random draws averaged per gradient. eot_seed: seeds the draws.
-        refine_steps: SMART's post-success refinement (0 by default here).
-        Every other argument is SMART's (strategy, iterations, lr, w, alpha, betas ...), same defaults.
+    Its parameters (:class:`EOTSMARTParams`) are SMART's plus ``eot_samples`` (random draws averaged per
+    gradient) and ``eot_seed``.
     """
 
-    def __init__(
-        self,
-        model,
-        skeleton: Skeleton | None = None,
-        *,
-        eot_samples: int = 8,
-        eot_seed: int = 0,
-        strategy: str = "ab",
-        top_n: int = 3,
-        iterations: int = 300,
-        lr: float = 0.005,
-        w: float = 0.6,
-        alpha: float = 0.58,
-        betas: Sequence[float] = (0.69, 0.0, 0.31),
-        fps: float | None = None,
-        joint_weights: Sequence[float] | torch.Tensor | None = None,
-        update: str = "gd",
-        refine_steps: int = 0,
-        joint_budget=None,
-        frame_budget=None,
-        record_history: bool = True,
-        balance: str = "terms",
-        progress=None,
-        cancel=None,
-    ) -> None:
-        self.defended = model
-        self.eot_samples = int(eot_samples)
-        self.eot_seed = int(eot_seed)
-        super().__init__(
-            EOTModel(model, eot_samples, eot_seed), skeleton, strategy=strategy, top_n=top_n, iterations=iterations,
-            lr=lr, w=w, alpha=alpha, betas=betas, fps=fps, joint_weights=joint_weights, update=update,
-            refine_steps=refine_steps, joint_budget=joint_budget, frame_budget=frame_budget,
-            record_history=record_history, balance=balance, progress=progress, cancel=cancel,
-        )
+    Params = EOTSMARTParams
 
-    @property
-    def params(self) -> dict:
-        out = dict(super().params)
-        out.update({"method": "eot-smart", "eot_samples": self.eot_samples, "eot_seed": self.eot_seed})
-        return out
+    def __init__(self, model, params=None, **kwargs) -> None:
+        super().__init__(model, params, **kwargs)
+        self.defended = model
+        self.model = EOTModel(model, self.eot_samples, self.eot_seed)  # the iterations steer by the EOT scores
 
     def run(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> AttackResult:
         self.model.generator.manual_seed(self.eot_seed)

@@ -21,83 +21,52 @@ Absent (all-zero) performers are never perturbed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import torch
 
-from engine.attacks.base import Attack, AttackResult, register_attack
+from engine.attacks.base import Attack, AttackResult, StrategyParams, register_attack
 from engine.attacks.common import (
     IterativeState,
     check_strategy,
-    check_strategy_name,
     present_performers,
     strategy_class_loss,
     strategy_success,
 )
-from engine.errors import AttackError
+from engine.params import param
+
+
+@dataclass(frozen=True)
+class IFGSMParams(StrategyParams):
+    """I-FGSM/PGD hyper-parameters (module docstring: defaults and sources)."""
+
+    eps: float = param(0.01, "per-joint budget", unit="m", min=0.0, min_exclusive=True)
+    norm: Literal["linf", "l2"] = param("linf", "linf: every coordinate within ±eps; l2: every joint's 3-D "
+                                        "displacement within eps")
+    iterations: int = param(50, "number of steps", min=1)
+    step_size: float | None = param(None, "step length (none: eps / 10)", unit="m", min=0.0, min_exclusive=True)
+    random_start: bool = param(False, "start uniformly inside the budget (PGD)")
+    early_stop: bool = param(True, "stop each sample at its first success")
+    seed: int = param(0, "seed of the random start")
 
 
 @register_attack("ifgsm")
 class IFGSM(Attack):
-    """I-FGSM / PGD with a per-joint L∞ or L2 budget in metres (see the module docstring).
-
-    Args:
-        model: classifier on (N, 3, T, V, M) clips in metres.
-        strategy: ``"ab"``, ``"abn"`` or ``"sa"``; top_n: N of ABN.
-        eps: per-joint budget (metres). norm: ``"linf"`` or ``"l2"``.
-        iterations, step_size: number and length (metres) of the steps (default step ``eps / 10``).
-        random_start: start uniformly inside the budget (PGD). seed: for the random start.
-        early_stop: stop each sample at its first success.
-    """
+    """I-FGSM / PGD with a per-joint L∞ or L2 budget in metres (see the module docstring); hyper-parameters
+    :class:`IFGSMParams`."""
 
     threat_model = "white-box"
+    Params = IFGSMParams
     momentum = 0.0
 
-    def __init__(
-        self,
-        model,
-        *,
-        strategy: str = "ab",
-        top_n: int = 3,
-        eps: float = 0.01,
-        norm: str = "linf",
-        iterations: int = 50,
-        step_size: float | None = None,
-        random_start: bool = False,
-        early_stop: bool = True,
-        seed: int | None = 0,
-        progress=None,
-        cancel=None,
-    ) -> None:
-        super().__init__(model, progress=progress, cancel=cancel)
-        check_strategy_name(strategy)
-        if norm not in ("linf", "l2"):
-            raise AttackError(f"norm must be 'linf' or 'l2', got {norm!r}")
-        if eps <= 0 or iterations < 1:
-            raise AttackError("eps must be > 0 and iterations >= 1")
-        self.strategy = strategy
-        self.top_n = int(top_n)
-        self.eps = float(eps)
-        self.norm = norm
-        self.iterations = int(iterations)
-        self.step_size = float(step_size) if step_size is not None else self.eps / 10
-        self.random_start = bool(random_start)
-        self.early_stop = bool(early_stop)
-        self.seed = seed
+    def __init__(self, model, params=None, **kwargs) -> None:
+        super().__init__(model, params, **kwargs)
+        self.step_size = float(self.hp.step_size) if self.hp.step_size is not None else self.eps / 10
 
     @property
     def params(self) -> dict:
-        return {
-            "method": self.name,
-            "strategy": self.strategy,
-            "top_n": self.top_n,
-            "eps": self.eps,
-            "norm": self.norm,
-            "iterations": self.iterations,
-            "step_size": self.step_size,
-            "random_start": self.random_start,
-            "early_stop": self.early_stop,
-            "momentum": self.momentum,
-            "seed": self.seed,
-        }
+        return {**super().params, "effective_step_size": self.step_size, "momentum": self.momentum}
 
     # -- budget geometry -------------------------------------------------------------------------------------
     def project(self, delta: torch.Tensor) -> torch.Tensor:

@@ -12,51 +12,31 @@ Defaults: ``momentum = 1.0`` (the paper's μ); the rest as I-FGSM (``eps = 0.01`
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from engine.attacks.base import register_attack
-from engine.attacks.ifgsm import IFGSM
-from engine.errors import AttackError
+from engine.attacks.ifgsm import IFGSM, IFGSMParams
+from engine.params import param
+
+
+@dataclass(frozen=True)
+class MIFGSMParams(IFGSMParams):
+    """I-FGSM's parameters plus the momentum μ."""
+
+    momentum: float = param(1.0, "momentum μ of the accumulated, L1-normalised gradient", min=0.0)
 
 
 @register_attack("mifgsm")
 class MIFGSM(IFGSM):
-    """MI-FGSM: I-FGSM with momentum ``momentum`` (μ, default 1.0); other arguments as :class:`IFGSM`."""
+    """MI-FGSM: I-FGSM with momentum ``momentum`` (μ, default 1.0); parameters :class:`MIFGSMParams`."""
 
-    def __init__(
-        self,
-        model,
-        *,
-        strategy: str = "ab",
-        top_n: int = 3,
-        eps: float = 0.01,
-        norm: str = "linf",
-        iterations: int = 50,
-        step_size: float | None = None,
-        momentum: float = 1.0,
-        random_start: bool = False,
-        early_stop: bool = True,
-        seed: int | None = 0,
-        progress=None,
-        cancel=None,
-    ) -> None:
-        super().__init__(
-            model,
-            strategy=strategy,
-            top_n=top_n,
-            eps=eps,
-            norm=norm,
-            iterations=iterations,
-            step_size=step_size,
-            random_start=random_start,
-            early_stop=early_stop,
-            seed=seed,
-            progress=progress,
-            cancel=cancel,
-        )
-        if momentum < 0:
-            raise AttackError(f"momentum must be >= 0, got {momentum}")
-        self.momentum = float(momentum)
+    Params = MIFGSMParams
+
+    @property
+    def params(self) -> dict:
+        return {**super().params, "momentum": self.momentum}
 
     def momentum_update(self, g: torch.Tensor, state: torch.Tensor | None):
         l1 = g.abs().flatten(1).sum(1).clamp_min(1e-12).view(-1, 1, 1, 1, 1)

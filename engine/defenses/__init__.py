@@ -8,7 +8,7 @@ the defended classifier) and the ``eot-smart`` attack (:mod:`engine.attacks.eot`
 from engine.attacks import eot  # noqa: F401  (registers the eot-smart attack)
 from engine.defenses import adversarial_training, beat, smoothing  # noqa: F401  (registration)
 from engine.defenses.beat import BEAT, BEATClassifier
-from engine.defenses.common import DEFENCES, Defence, get_defence, register_defence
+from engine.defenses.common import DEFENCES, Defence, build, get_defence, register_defence
 from engine.defenses.smoothing import RandomizedSmoothing, SmoothedClassifier, certify
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "BEATClassifier",
     "DEFENCES",
     "Defence",
+    "build",
     "RandomizedSmoothing",
     "SmoothedClassifier",
     "certify",

@@ -31,14 +31,42 @@ ST-GCN (``bench/defence.py --arch stgcn``) TRADES trades clean accuracy away at 
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from engine import distributed
-from engine.defenses.common import Defence, minibatches, num_batches, register_defence
-from engine.errors import DefenceError
+from engine.defenses.common import Defence, DefenceParams, minibatches, num_batches, register_defence
+from engine.params import param
+
+
+@dataclass(frozen=True)
+class FineTuneParams(DefenceParams):
+    """The fine-tuning schedule every adversarial-training baseline shares (AdamW)."""
+
+    epochs: int = param(5, "fine-tuning epochs", min=1)
+    lr: float = param(1e-4, "AdamW learning rate", min=0.0, min_exclusive=True)
+    batch_size: int = param(32, "windows per minibatch", min=2)
+
+
+@dataclass(frozen=True)
+class PGDTrainingParams(FineTuneParams):
+    """TRADES and MART: the inner maximisation's budget and the robustness term's weight."""
+
+    eps: float = param(0.03, "per-coordinate budget of the inner maximisation", unit="m", min=0.0,
+                       min_exclusive=True)
+    attack_steps: int = param(5, "steps of the inner maximisation (each eps / 4)", min=1)
+    beta: float = param(6.0, "weight of the KL robustness term (TRADES β, MART λ)", min=0.0)
+
+
+@dataclass(frozen=True)
+class SmartATParams(FineTuneParams):
+    """SMART-AT: SMART examples (AB, no refinement) mixed into the cross entropy."""
+
+    attack_iterations: int = param(10, "SMART steps per minibatch", min=1)
+    attack_lr: float = param(0.01, "SMART step length per frame", unit="m", min=0.0, min_exclusive=True)
+    adv_fraction: float = param(0.5, "weight of the adversarial cross entropy", min=0.0, max=1.0)
 
 
 def _present(x: torch.Tensor) -> torch.Tensor:
@@ -48,19 +76,7 @@ def _present(x: torch.Tensor) -> torch.Tensor:
 class _AdversarialTraining(Defence):
     """Shared loop: generate adversaries in eval mode, take an optimiser step on :meth:`loss` in train mode."""
 
-    def __init__(self, classifier, *, epochs: int = 5, lr: float = 1e-4, batch_size: int = 32, eps: float = 0.03,
-                 attack_steps: int = 5, beta: float = 6.0, seed: int = 0, device: str | torch.device | None = "auto",
-                 progress=None, cancel=None) -> None:
-        super().__init__(classifier, seed=seed, device=device, progress=progress, cancel=cancel)
-        if epochs < 1 or eps <= 0 or attack_steps < 1:
-            raise DefenceError("adversarial training needs epochs ≥ 1, eps > 0 and attack_steps ≥ 1")
-        self.epochs, self.lr, self.batch_size = int(epochs), float(lr), int(batch_size)
-        self.eps, self.attack_steps, self.beta = float(eps), int(attack_steps), float(beta)
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return {"epochs": self.epochs, "lr": self.lr, "batch_size": self.batch_size, "eps": self.eps,
-                "attack_steps": self.attack_steps, "beta": self.beta}
+    Params = PGDTrainingParams
 
     def pgd(self, model, x: torch.Tensor, objective, start: torch.Tensor) -> torch.Tensor:
         """Projected sign-gradient ascent of ``objective(logits) -> (N,)`` within ``±eps`` of ``x``."""
@@ -120,35 +136,15 @@ class _AdversarialTraining(Defence):
 
 @register_defence("smart-at")
 class SmartAT(_AdversarialTraining):
-    """Adversarial training on SMART examples (see the module docstring).
+    """Adversarial training on SMART examples (see the module docstring); parameters :class:`SmartATParams`."""
 
-    Args:
-        classifier: the pre-trained classifier (a copy is fine-tuned).
-        epochs, lr, batch_size: fine-tuning schedule (AdamW).
-        attack_iterations: SMART steps per minibatch. attack_lr: SMART step (metres per frame).
-        adv_fraction: weight of the adversarial cross entropy.
-        seed, device: as for every defence.
-    """
-
-    def __init__(self, classifier, *, epochs: int = 5, lr: float = 1e-4, batch_size: int = 32,
-                 attack_iterations: int = 10, attack_lr: float = 0.01, adv_fraction: float = 0.5, seed: int = 0,
-                 device: str | torch.device | None = "auto", progress=None, cancel=None) -> None:
-        super().__init__(classifier, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, device=device,
-                         progress=progress, cancel=cancel)
-        self.attack_iterations, self.attack_lr = int(attack_iterations), float(attack_lr)
-        self.adv_fraction = float(adv_fraction)
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return {"epochs": self.epochs, "lr": self.lr, "batch_size": self.batch_size,
-                "attack_iterations": self.attack_iterations, "attack_lr": self.attack_lr,
-                "adv_fraction": self.adv_fraction}
+    Params = SmartATParams
 
     def adversaries(self, model, x, y, gen):
-        from engine.attacks.smart import SMART
+        from engine.attacks.base import build
 
-        attack = SMART(model, strategy="ab", iterations=self.attack_iterations, lr=self.attack_lr, refine_steps=0,
-                       record_history=False)
+        attack = build("smart", model, strategy="ab", iterations=self.attack_iterations, lr=self.attack_lr,
+                       refine_steps=0, record_history=False)
         return attack(x, y).adversarial.to(x.device)
 
     def loss(self, model, x, x_adv, y):
@@ -158,15 +154,7 @@ class SmartAT(_AdversarialTraining):
 
 @register_defence("trades")
 class TRADES(_AdversarialTraining):
-    """TRADES (Zhang et al. 2019); see the module docstring.
-
-    Args:
-        classifier: the pre-trained classifier (a copy is fine-tuned).
-        epochs, lr, batch_size: fine-tuning schedule (AdamW).
-        eps: per-coordinate budget of the inner maximisation (metres). attack_steps: its steps (of eps/4).
-        beta: weight of the KL robustness term.
-        seed, device: as for every defence.
-    """
+    """TRADES (Zhang et al. 2019); see the module docstring; parameters :class:`PGDTrainingParams`."""
 
     def adversaries(self, model, x, y, gen):
         with torch.no_grad():
@@ -186,15 +174,7 @@ class TRADES(_AdversarialTraining):
 
 @register_defence("mart")
 class MART(_AdversarialTraining):
-    """MART (Wang et al. 2020); see the module docstring.
-
-    Args:
-        classifier: the pre-trained classifier (a copy is fine-tuned).
-        epochs, lr, batch_size: fine-tuning schedule (AdamW).
-        eps: per-coordinate budget of the inner PGD (metres). attack_steps: its steps (of eps/4).
-        beta: λ, weight of the misclassification-aware KL term.
-        seed, device: as for every defence.
-    """
+    """MART (Wang et al. 2020); see the module docstring; parameters :class:`PGDTrainingParams`."""
 
     def adversaries(self, model, x, y, gen):
         start = x + (torch.rand(x.shape, generator=gen).to(x.device) * 2 - 1) * self.eps

@@ -100,17 +100,19 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from engine import distributed
-from engine.defenses.common import Defence, clean_accuracy, minibatches, num_batches, register_defence
-from engine.errors import CheckpointError, DefenceError
+from engine.defenses.common import Defence, DefenceParams, clean_accuracy, minibatches, num_batches, register_defence
+from engine.errors import CheckpointError, DefenceError, ParameterError
 from engine.losses import bone_lengths, dynamics_loss
 from engine.models.base import Classifier
+from engine.params import param
 
 log = logging.getLogger(__name__)
 
@@ -139,13 +141,16 @@ class BEATClassifier(Classifier):
     (the number of models averaged), as the paper counts the cost of BMA.
     """
 
-    def __init__(self, base: Classifier, heads: Sequence[PosteriorHead]) -> None:
+    def __init__(self, base: Classifier, heads: Sequence[PosteriorHead], head_input: str = "features") -> None:
         super().__init__(
             base.net, list(base.class_names), mean=base.mean, std=base.std, preprocessing=base.preprocessing,
             arch=base.arch, arch_kwargs=base.arch_kwargs, meta=dict(base.meta),
         )
         if not heads:
             raise DefenceError("BEAT needs at least one posterior sample of the appended head")
+        if head_input not in ("features", "logits"):
+            raise DefenceError(f"head_input must be 'features' or 'logits', got {head_input!r}")
+        self.head_input = head_input
         self.heads = nn.ModuleList(heads)
         for p in self.net.parameters():
             p.requires_grad_(False)
@@ -169,11 +174,25 @@ class BEATClassifier(Classifier):
         phi = self.net.features(self.network_input(x))
         return phi, self.net.fc(phi)
 
-    def sample_logits_from_features(self, phi: torch.Tensor, heads: Sequence[int] | None = None) -> torch.Tensor:
-        """``h_i = f_i(φ) + g`` for the chosen posterior samples: (S, N, K)."""
+    def head_and_base(self, phi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(input of f, the base logits added to f's output)`` from the features: ``(φ, g(φ))`` for
+        ``head_input="features"`` (the paper), ``(relu(g), relu(g))`` for ``"logits"`` (the published code)."""
         g = self.net.fc(phi)
+        if self.head_input == "logits":
+            g = F.relu(g)
+            return g, g
+        return phi, g
+
+    def logits_with(self, head: nn.Module, phi: torch.Tensor) -> torch.Tensor:
+        """``h = f(input) + base`` of one head on features ``phi``."""
+        inp, base = self.head_and_base(phi)
+        return head(inp) + base
+
+    def sample_logits_from_features(self, phi: torch.Tensor, heads: Sequence[int] | None = None) -> torch.Tensor:
+        """``h_i = f_i(·) + g`` for the chosen posterior samples: (S, N, K)."""
+        inp, base = self.head_and_base(phi)
         idx = range(self.num_samples) if heads is None else heads
-        return torch.stack([self.heads[i](phi) + g for i in idx])
+        return torch.stack([self.heads[i](inp) + base for i in idx])
 
     def head(self, features: torch.Tensor) -> torch.Tensor:
         logp = torch.log_softmax(self.sample_logits_from_features(features), dim=-1)
@@ -199,6 +218,7 @@ class BEATClassifier(Classifier):
         first = self.heads[0]
         return {
             "method": "beat",
+            "head_input": self.head_input,
             "feature_dim": int(first.fc1.in_features),
             "hidden": int(first.fc1.out_features),
             "heads": [{k: v.detach().cpu().clone() for k, v in h.state_dict().items()} for h in self.heads],
@@ -208,6 +228,7 @@ class BEATClassifier(Classifier):
     def from_state(cls, base: Classifier, state: dict, where: str = "checkpoint") -> BEATClassifier:
         try:
             dim, hidden, states = int(state["feature_dim"]), int(state["hidden"]), list(state["heads"])
+            head_input = str(state.get("head_input", "features"))
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{where}: the BEAT section lacks a field ({exc}); the file is damaged") from None
         heads = []
@@ -218,7 +239,7 @@ class BEATClassifier(Classifier):
             except (RuntimeError, TypeError, AttributeError) as exc:
                 raise CheckpointError(f"{where}: BEAT posterior sample {i} does not fit its head: {exc}") from None
             heads.append(head)
-        return cls(base, heads).eval()
+        return cls(base, heads, head_input).eval()
 
 
 def _rms_normalise(g: torch.Tensor) -> torch.Tensor:
@@ -245,77 +266,54 @@ def skeleton_distance(
     return dyn + bone_weight * bl
 
 
+@dataclass(frozen=True)
+class BEATParams(DefenceParams):
+    """BEAT's hyper-parameters (module docstring: defaults, presets and their sources)."""
+
+    num_samples: int = param(5, "posterior samples of f kept for Bayesian model averaging", min=1)
+    hidden: int = param(128, "width of f's hidden layer", min=1)
+    burn_in: int = param(5, "SG-HMC epochs before the first kept sample", min=0)
+    thin: int = param(1, "epochs between kept samples", min=1)
+    batch_size: int = param(32, "windows per minibatch", min=2)
+    lr: float = param(0.01, "SG-HMC learning rate (per-window mean loss)", min=0.0, min_exclusive=True)
+    friction: float = param(0.1, "SG-HMC friction (1 − momentum)", min=0.0, max=1.0, min_exclusive=True)
+    temperature: float = param(1.0, "posterior temperature", min=0.0)
+    prior_std: float = param(1.0, "std of the Gaussian prior on f's weights", min=0.0, min_exclusive=True)
+    lam: float = param(50.0, "λ, weight of the skeleton distance in the energy", min=0.0)
+    betas: tuple[float, ...] = param((1.0, 1.0, 1.0), "weights of the 0th, 1st, 2nd … frame differences in d")
+    bone_weight: float = param(1.0, "weight of the bone-length term of d", min=0.0)
+    sgld_steps: int = param(10, "SGLD steps per adversarial sample", min=0)
+    sgld_lr: float = param(0.002, "SGLD step", unit="m", min=0.0)
+    sgld_noise: float = param(0.002, "SGLD noise std", unit="m", min=0.0)
+    init_noise: float = param(0.01, "uniform perturbation of the clean clip that starts each chain", unit="m",
+                              min=0.0)
+    clf_weight: float = param(1.0, "weight of −log p(y|x)", min=0.0)
+    adv_weight: float = param(1.0, "weight of −log p(x̃|x, y)", min=0.0)
+    x_weight: float = param(0.0, "weight of −log p(x) (contrastive divergence)", min=0.0)
+    adversary_class: Literal["other", "same"] = param("other", "class in the adversary's energy: the most likely "
+                                                     "wrong one (ours) or the true one (paper and code)")
+    head_input: Literal["features", "logits"] = param("features", "what f reads: the features φ(x) (paper) or "
+                                                      "relu(g(x)) with logits relu(g) + f(relu(g)) (code)")
+
+    PRESETS: ClassVar[dict[str, dict]] = {
+        # today's recipe, the defaults (kept by name so protocols and scripts can ask for it explicitly)
+        "runner-up": {},
+        # the authors' code settings (module docstring, "Presets")
+        "published": {"adversary_class": "same", "x_weight": 1.0, "head_input": "logits",
+                      "betas": (0.0, 1.0, 1.0, 1.0)},
+    }
+
+    def validate(self, where: str) -> None:
+        if not self.betas or min(self.betas) < 0 or sum(self.betas) <= 0:
+            raise ParameterError(f"{where}: betas must be non-negative with a positive sum, got {list(self.betas)}")
+
+
 @register_defence("beat")
 class BEAT(Defence):
-    """BEAT post-train Bayesian energy-based adversarial training (see the module docstring).
+    """BEAT post-train Bayesian energy-based adversarial training (see the module docstring); parameters
+    :class:`BEATParams` (presets ``"runner-up"``, the defaults, and ``"published"``)."""
 
-    Args:
-        classifier: the pre-trained classifier g (kept frozen; the caller's copy is never modified).
-        num_samples: posterior samples of f kept for Bayesian model averaging (N).
-        hidden: width of f's hidden layer.
-        burn_in: SG-HMC epochs before the first kept sample. thin: epochs between kept samples.
-        batch_size: windows per minibatch.
-        lr: SG-HMC learning rate. friction: SG-HMC friction (1 − momentum). temperature: posterior temperature.
-        prior_std: std of the Gaussian prior on f's weights.
-        lam: λ, weight of the skeleton distance in the energy (1/m with the normalised SGLD drift).
-        betas: weights of the position, velocity and acceleration terms of d. bone_weight: weight of its
-            bone-length term.
-        sgld_steps: SGLD steps per adversarial sample. sgld_lr: SGLD step (m). sgld_noise: SGLD noise (m).
-        adversary_class: "other" (most likely wrong class, default) or "same" (the true class) in the
-            adversary's energy.
-        init_noise: uniform perturbation of the clean clip that starts each chain (m).
-        clf_weight, adv_weight, x_weight: weights of the −log p(y|x), −log p(x̃|x, y) and −log p(x) terms.
-        seed: seeds the chain, the SGLD noise and the minibatch order. device: "auto", "cpu", "cuda"...
-    """
-
-    param_choices = {"adversary_class": ("other", "same")}
-
-    def __init__(
-        self,
-        classifier,
-        *,
-        num_samples: int = 5,
-        hidden: int = 128,
-        burn_in: int = 5,
-        thin: int = 1,
-        batch_size: int = 32,
-        lr: float = 0.01,
-        friction: float = 0.1,
-        temperature: float = 1.0,
-        prior_std: float = 1.0,
-        lam: float = 50.0,
-        betas: Sequence[float] = (1.0, 1.0, 1.0),
-        bone_weight: float = 1.0,
-        sgld_steps: int = 10,
-        sgld_lr: float = 0.002,
-        sgld_noise: float = 0.002,
-        init_noise: float = 0.01,
-        clf_weight: float = 1.0,
-        adv_weight: float = 1.0,
-        x_weight: float = 0.0,
-        adversary_class: str = "other",
-        seed: int = 0,
-        device: str | torch.device | None = "auto",
-        progress=None,
-        cancel=None,
-    ) -> None:
-        super().__init__(classifier, seed=seed, device=device, progress=progress, cancel=cancel)
-        if num_samples < 1 or burn_in < 0 or thin < 1 or sgld_steps < 0 or hidden < 1:
-            raise DefenceError("BEAT needs num_samples ≥ 1, hidden ≥ 1, burn_in ≥ 0, thin ≥ 1 and sgld_steps ≥ 0")
-        if not 0.0 < friction <= 1.0:
-            raise DefenceError(f"friction must lie in (0, 1], got {friction}")
-        if len(betas) == 0:
-            raise DefenceError("betas must weigh at least the position term")
-        self.num_samples, self.hidden, self.burn_in, self.thin = int(num_samples), int(hidden), int(burn_in), int(thin)
-        self.batch_size, self.lr, self.friction = int(batch_size), float(lr), float(friction)
-        self.temperature, self.prior_std, self.lam = float(temperature), float(prior_std), float(lam)
-        self.betas, self.bone_weight = tuple(float(b) for b in betas), float(bone_weight)
-        self.sgld_steps, self.sgld_lr, self.sgld_noise = int(sgld_steps), float(sgld_lr), float(sgld_noise)
-        self.init_noise = float(init_noise)
-        self.clf_weight, self.adv_weight, self.x_weight = float(clf_weight), float(adv_weight), float(x_weight)
-        if adversary_class not in ("other", "same"):
-            raise DefenceError(f"adversary_class must be 'other' or 'same', got {adversary_class!r}")
-        self.adversary_class = adversary_class
+    Params = BEATParams
 
     @property
     def epochs(self) -> int:
@@ -323,13 +321,7 @@ class BEAT(Defence):
 
     @property
     def params(self) -> dict[str, Any]:
-        keys = ("num_samples", "hidden", "burn_in", "thin", "batch_size", "lr", "friction", "temperature",
-                "prior_std", "lam", "betas", "bone_weight", "sgld_steps", "sgld_lr", "sgld_noise", "init_noise",
-                "clf_weight", "adv_weight", "x_weight", "adversary_class")
-        out = {k: getattr(self, k) for k in keys}
-        out["betas"] = list(self.betas)
-        out["epochs"] = self.epochs
-        return out
+        return {**super().params, "epochs": self.epochs}
 
     # -- samplers ---------------------------------------------------------------------------------------------
     def _noise(self, like: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -345,15 +337,13 @@ class BEAT(Defence):
         lengths = bone_lengths(x, model.skeleton)
         if self.adversary_class == "other":
             with torch.no_grad():
-                phi = model.net.features(model.network_input(x))
-                logits = head(phi) + model.net.fc(phi)
+                logits = model.logits_with(head, model.net.features(model.network_input(x)))
                 y = logits.scatter(1, y[:, None], float("-inf")).argmax(1)
         u = (torch.rand(x.shape, generator=gen).to(x.device) * 2 - 1) * self.init_noise
         xt = (x + u * present).detach()
         for _ in range(self.sgld_steps):
             xt.requires_grad_(True)
-            phi = model.net.features(model.network_input(xt))
-            h = head(phi) + model.net.fc(phi)
+            h = model.logits_with(head, model.net.features(model.network_input(xt)))
             energy_c = h.gather(1, y[:, None]).squeeze(1)
             dist = skeleton_distance(x, xt, model.skeleton, self.betas, self.bone_weight, lengths)
             g_c, = torch.autograd.grad(energy_c.sum(), xt, retain_graph=True)
@@ -370,8 +360,7 @@ class BEAT(Defence):
         xn = (x + u * present).detach()
         for _ in range(self.sgld_steps):
             xn.requires_grad_(True)
-            phi = model.net.features(model.network_input(xn))
-            e = torch.logsumexp(head(phi) + model.net.fc(phi), dim=1)
+            e = torch.logsumexp(model.logits_with(head, model.net.features(model.network_input(xn))), dim=1)
             grad, = torch.autograd.grad(e.sum(), xn)
             with torch.no_grad():
                 xn = xn + (self.sgld_lr * _rms_normalise(grad * present) + self.sgld_noise * self._noise(xn, gen)) * present
@@ -384,9 +373,11 @@ class BEAT(Defence):
         if feature_dim is None:
             with torch.no_grad():
                 feature_dim = int(base.features(x[:2].to(self.device)).shape[1])
+        if self.head_input == "logits":  # the published code's head reads relu(g(x))
+            feature_dim = base.num_classes
         torch.manual_seed(self.seed)
         head = PosteriorHead(int(feature_dim), base.num_classes, self.hidden).to(self.device)
-        model = BEATClassifier(base, [head]).to(self.device).eval()
+        model = BEATClassifier(base, [head], self.head_input).to(self.device).eval()
         gen = torch.Generator().manual_seed(self.seed)
         # Under torchrun (engine.distributed) the chain is data-parallel: every rank draws the same minibatches
         # and SG-HMC noise from `gen`, computes the gradient on its part of each minibatch, and the parts are
@@ -416,24 +407,21 @@ class BEAT(Defence):
                 x_neg = self.sample_negatives(model, head, xb, sgld_gen, present) if self.x_weight else None
                 head.train()
                 with torch.no_grad():
-                    phi = model.net.features(model.network_input(xb))
-                    g = model.net.fc(phi)
-                logits = head(phi) + g
+                    inp, g = model.head_and_base(model.net.features(model.network_input(xb)))
+                logits = head(inp) + g
                 loss_clf = F.cross_entropy(logits, yb)
                 loss = self.clf_weight * loss_clf
                 loss_adv = torch.zeros(())
                 loss_px = torch.zeros(())
                 if x_adv is not None:
                     with torch.no_grad():
-                        phi_a = model.net.features(model.network_input(x_adv))
-                        g_a = model.net.fc(phi_a)
-                    loss_adv = F.cross_entropy(head(phi_a) + g_a, yb)
+                        inp_a, g_a = model.head_and_base(model.net.features(model.network_input(x_adv)))
+                    loss_adv = F.cross_entropy(head(inp_a) + g_a, yb)
                     loss = loss + self.adv_weight * loss_adv
                 if x_neg is not None:
                     with torch.no_grad():
-                        phi_n = model.net.features(model.network_input(x_neg))
-                        g_n = model.net.fc(phi_n)
-                    loss_px = -(torch.logsumexp(logits, 1).mean() - torch.logsumexp(head(phi_n) + g_n, 1).mean())
+                        inp_n, g_n = model.head_and_base(model.net.features(model.network_input(x_neg)))
+                    loss_px = -(torch.logsumexp(logits, 1).mean() - torch.logsumexp(head(inp_n) + g_n, 1).mean())
                     loss = loss + self.x_weight * loss_px
                 grads = distributed.average_gradients(torch.autograd.grad(loss, params), weight)
                 with torch.no_grad():
@@ -457,6 +445,6 @@ class BEAT(Defence):
                 record["sample"] = len(samples)
             self.history.append(record)
             log.debug("BEAT epoch %d: %s", epoch, record)
-        defended = BEATClassifier(base, samples).eval()
+        defended = BEATClassifier(base, samples, self.head_input).eval()
         defended.meta["beat_train_accuracy"] = clean_accuracy(defended, x, y)
         return defended

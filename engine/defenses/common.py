@@ -5,11 +5,13 @@ returns the defended classifier (a :class:`~engine.models.base.Classifier` or a 
 ``class_names``, ``preprocessing``, ``forward(x)`` on clips in metres → class scores, ``features``,
 ``forward_passes_per_prediction``)::
 
-    defence = get_defence("beat")(classifier, epochs=10, seed=0, progress=cb)
+    defence = engine.defenses.build("beat", classifier, preset="published", seed=0, progress=cb)
     defended = defence.fit(train_windows)     # WindowSet, ClipDataset or (x, y) arrays
     save_classifier(defended, "beat.pt")      # loads back with load_classifier, like any checkpoint
 
-The defended model's ``meta["defence"]`` records the method, its hyper-parameters and the training time.
+Hyper-parameters are one frozen dataclass per defence (``Defence.Params``, :mod:`engine.params`); the defended
+model's ``meta["defence"]`` records the method, ``asdict(params)`` and the training time. The device is the
+classifier's (move it first), unless ``device=`` is given.
 Defences never change the classifier they are given: they work on a copy (BEAT keeps the base network's
 weights, frozen, inside the defended model).
 """
@@ -20,19 +22,26 @@ import copy
 import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from engine.errors import CancelledError, DefenceError
 from engine.modes import eval_mode
+from engine.params import make_params, param, to_dict
+from engine.progress import CancelFn, ProgressFn
 from engine.registry import Registry
 
 log = logging.getLogger(__name__)
 
-ProgressFn = Callable[[int, int, dict], None]
-CancelFn = Callable[[], bool]
+
+@dataclass(frozen=True)
+class DefenceParams:
+    """What every defence has: the seed of its randomness."""
+
+    seed: int = param(0, "seed of the initialisation, noise and minibatch order")
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -139,22 +148,33 @@ class Defence:
     """
 
     name: str = "defence"
-    #: Choices of string parameters (shown by the app).
-    param_choices: dict[str, tuple] = {}
+    Params: ClassVar[type] = DefenceParams
 
     def __init__(
         self,
         classifier,
+        params: Any = None,
         *,
-        seed: int = 0,
-        device: str | torch.device | None = "auto",
+        preset: str | None = None,
+        device: str | torch.device | None = None,
         progress: ProgressFn | None = None,
         cancel: CancelFn | None = None,
+        **overrides: Any,
     ) -> None:
+        """``params``: a ``Params`` instance (None: the defaults or ``preset``); ``overrides`` replace single
+        fields and are validated. ``device``: where to train (default: the classifier's device)."""
         if not hasattr(classifier, "skeleton") or not hasattr(classifier, "class_names"):
             raise DefenceError("defences harden a skelviz Classifier (load one with load_classifier)")
+        if params is not None and preset is not None:
+            raise DefenceError("give either params or a preset, not both")
         self.classifier = classifier
-        self.seed = int(seed)
+        base = to_dict(params) if params is not None else {}
+        self.hp = make_params(self.Params, {**base, **overrides}, preset=None if params is not None else preset,
+                              where=f"defence {self.name!r}")
+        for f in fields(self.hp):
+            setattr(self, f.name, getattr(self.hp, f.name))
+        if device is None:  # the classifier's own device
+            device = next((t.device for t in list(classifier.parameters()) + list(classifier.buffers())), "cpu")
         self.device = resolve_device(device)
         self.progress = progress
         self.cancel = cancel
@@ -164,8 +184,8 @@ class Defence:
 
     @property
     def params(self) -> dict[str, Any]:
-        """The hyper-parameters (recorded in the defended model's ``meta``)."""
-        return {}
+        """The hyper-parameters (recorded in the defended model's ``meta``): ``asdict(params)``."""
+        return to_dict(self.hp)
 
     def tick(self, done: int, total: int, info: dict | None = None) -> None:
         if self.cancel is not None and self.cancel():
@@ -214,3 +234,11 @@ def get_defence(name: str) -> type[Defence]:
     import engine.defenses  # noqa: F401  (registers the built-in defences)
 
     return DEFENCES.lookup(name)
+
+
+def build(name: str, classifier, *, preset: str | None = None, device: str | torch.device | None = None,
+          progress: ProgressFn | None = None, cancel: CancelFn | None = None, **overrides: Any) -> Defence:
+    """The one way to build a defence: by registered name, from its defaults or a named ``preset``, with
+    ``overrides`` (validated: :class:`~engine.errors.ParameterError` names a bad parameter)."""
+    return get_defence(name)(classifier, preset=preset, device=device, progress=progress, cancel=cancel,
+                             **overrides)

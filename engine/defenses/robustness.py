@@ -11,15 +11,12 @@ model).
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-
-from engine.errors import AttackError
 
 log = logging.getLogger(__name__)
 
@@ -42,32 +39,13 @@ def predict_labels(model, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
 
 
-def _attack_params(attack, given: dict[str, Any]) -> dict[str, Any]:
-    """The attack's own record of its parameters (a property or a method), else the ones it was given."""
-    found = getattr(attack, "params", None)
-    if callable(found):
-        found = found()
-    return dict(found) if isinstance(found, dict) else dict(given)
-
-
 def build_attack(name: str, model, params: dict[str, Any] | None = None):
-    """Attack ``name`` from the registry on ``model``, given only the ``params`` its constructor accepts."""
+    """Attack ``name`` on ``model`` through :func:`engine.attacks.build` (an unknown or ill-typed parameter is
+    a :class:`~engine.errors.ParameterError`)."""
     import engine.defenses  # noqa: F401  (registers eot-smart)
-    from engine.attacks.base import get_attack
+    from engine.attacks.base import build
 
-    cls = get_attack(name)
-    params = dict(params or {})
-    sig = inspect.signature(cls.__init__)
-    takes_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
-    if not takes_any:
-        unknown = sorted(set(params) - set(sig.parameters))
-        if unknown:
-            log.info("attack %s ignores parameters %s", name, unknown)
-            params = {k: v for k, v in params.items() if k in sig.parameters}
-    try:
-        return cls(model, **params)
-    except TypeError as exc:
-        raise AttackError(f"attack {name!r} does not accept these parameters ({params}): {exc}") from None
+    return build(name, model, **dict(params or {}))
 
 
 def evaluate_robustness(
@@ -145,7 +123,7 @@ def evaluate_robustness(
             "robust_accuracy": float(still.float().mean()) if n else float("nan"),
             "attack_success_rate": broken / attacked if attacked else float("nan"),
             "attacked": attacked,
-            "params": used or _attack_params(attack, params),
+            "params": used or attack.params,
             "seconds": round(seconds, 3),
             "mean_queries": sum(queries) / len(queries) if queries else None,
             "mean_joint_displacement_m": sum(shifts) / len(shifts) if shifts else None,

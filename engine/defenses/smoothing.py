@@ -34,6 +34,7 @@ third of the displacement SMART needs on the shipped models), ``num_noise`` 32 v
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
 
@@ -42,9 +43,10 @@ import torch
 import torch.nn.functional as F
 
 from engine import distributed
-from engine.defenses.common import Defence, minibatches, num_batches, register_defence
+from engine.defenses.common import Defence, DefenceParams, minibatches, num_batches, register_defence
 from engine.errors import CheckpointError, DefenceError
 from engine.models.base import Classifier
+from engine.params import param
 
 _FLOOR = 1e-6
 
@@ -214,32 +216,24 @@ def certify(model: SmoothedClassifier, x: torch.Tensor, *, n0: int = 64, n: int 
     return cls, radius, p_lower
 
 
+@dataclass(frozen=True)
+class SmoothingParams(DefenceParams):
+    """Randomized smoothing's parameters (module docstring: defaults and sources)."""
+
+    sigma: float = param(0.01, "noise std per coordinate", unit="m", min=0.0, min_exclusive=True)
+    num_noise: int = param(32, "noise draws (votes) per prediction", min=1)
+    epochs: int = param(3, "fine-tuning epochs under Gaussian-noise augmentation (0: wrap the base unchanged)",
+                        min=0)
+    lr: float = param(1e-4, "AdamW learning rate of the fine-tuning", min=0.0, min_exclusive=True)
+    batch_size: int = param(32, "windows per minibatch", min=2)
+
+
 @register_defence("smoothing")
 class RandomizedSmoothing(Defence):
-    """Randomized smoothing (Cohen et al. 2019) on joint coordinates; see the module docstring.
+    """Randomized smoothing (Cohen et al. 2019) on joint coordinates; see the module docstring; parameters
+    :class:`SmoothingParams` (the caller's classifier is never changed: a copy is fine-tuned under noise)."""
 
-    Args:
-        classifier: the base classifier (a copy is fine-tuned under noise; the caller's is never changed).
-        sigma: noise std per coordinate (metres).
-        num_noise: noise draws (votes) per prediction.
-        epochs: fine-tuning epochs under Gaussian-noise augmentation (0: wrap the base classifier unchanged).
-        lr: AdamW learning rate of the fine-tuning. batch_size: windows per minibatch.
-        seed: seeds the fine-tuning and the prediction noise. device: "auto", "cpu", "cuda"...
-    """
-
-    def __init__(self, classifier, *, sigma: float = 0.01, num_noise: int = 32, epochs: int = 3, lr: float = 1e-4,
-                 batch_size: int = 32, seed: int = 0, device: str | torch.device | None = "auto", progress=None,
-                 cancel=None) -> None:
-        super().__init__(classifier, seed=seed, device=device, progress=progress, cancel=cancel)
-        if sigma <= 0 or num_noise < 1 or epochs < 0:
-            raise DefenceError("smoothing needs sigma > 0, num_noise ≥ 1 and epochs ≥ 0")
-        self.sigma, self.num_noise, self.epochs = float(sigma), int(num_noise), int(epochs)
-        self.lr, self.batch_size = float(lr), int(batch_size)
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return {"sigma": self.sigma, "num_noise": self.num_noise, "epochs": self.epochs, "lr": self.lr,
-                "batch_size": self.batch_size}
+    Params = SmoothingParams
 
     def train(self, x: torch.Tensor, y: torch.Tensor) -> SmoothedClassifier:
         base = self.base_copy()

@@ -1,13 +1,13 @@
-"""The 3-layer MLP victim of the SMART code (Wang et al., "Understanding the Robustness of Skeleton-based
-Action Recognition under Adversarial Attack", CVPR 2021).
+"""The 3-layer MLP victim of the SMART and BEAT code (Wang et al., "Understanding the Robustness of Skeleton-based
+Action Recognition under Adversarial Attack", CVPR 2021; its ``ThreeLayerMLP``, also BEAT's first victim).
 
 The clip, flattened to T·V·C values (bodies folded into the batch, features averaged over them), goes
 through two hidden ReLU layers and a linear classifier. It needs a fixed number of frames (``num_frames``,
 60 as in the SMART HDM05 setting); clips of another length are resampled to it
 (:func:`engine.models.blocks.resample_frames`).
 
-Defaults: 60 frames, 1024 hidden units per layer (about 5.7 M parameters for 25 joints); ``small``: 256
-(about 1.2 M).
+Defaults (``paper`` width): 60 frames, 512 hidden units per layer, as the SMART/BEAT code's ``ThreeLayerMLP``
+(about 2.6 M parameters for 25 joints; earlier skelviz releases used 1024 here); ``small``: 256 (about 1.2 M).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class MLP(SkeletonNet):
 
     Args:
         num_frames: frames the input layer expects (60).
-        hidden: units of both hidden layers (1024).
+        hidden: units of both hidden layers (512, the SMART/BEAT code's).
         dropout: after each hidden layer (0).
     """
 
@@ -36,7 +36,7 @@ class MLP(SkeletonNet):
     }
 
     def __init__(self, skeleton, num_classes: int, in_channels: int = 3, *, num_frames: int = 60,
-                 hidden: int = 1024, dropout: float = 0.0) -> None:
+                 hidden: int = 512, dropout: float = 0.0) -> None:
         super().__init__(skeleton, num_classes, in_channels)
         self.num_frames = num_frames
         self.layer1 = nn.Linear(num_frames * skeleton.num_joints * in_channels, hidden)

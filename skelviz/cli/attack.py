@@ -105,6 +105,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--joint-limits", default=None,
                         help="BASAR: joint-limit file (.json/.npz); default: NAME.joint_limits.json beside the model "
                         "or the data, else estimated from the attacked windows")
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="any hyper-parameter of the method, typed and checked by its parameter dataclass "
+                             "(repeatable; overrides the flags above); `skelviz params METHOD` lists them")
+    parser.add_argument("--preset", default=None,
+                        help="named parameter preset, e.g. published (the authors' code settings)")
+    parser.add_argument("--label", default=None, metavar="CLASS",
+                        help="true class (name or index) of unlabelled data such as a BVH file; without it an "
+                        "unlabelled clip is attacked away from the model's own prediction")
     parser.add_argument("--out", required=True, help="output folder (resumed when it holds the same run)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -149,20 +157,26 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, ctx) -> int:
     from engine.attack_runner import AttackJob, load_windows, run_attack_job
     from engine.models.checkpoint import load_classifier
+    from skelviz.cli.defend import parse_params
+
+    overrides = parse_params(args.param)
 
     device = ctx.device
     classifier = load_classifier(args.model, map_location=device)
     windows = load_windows(classifier, args.data, split=args.split, seed=args.seed)
+    if args.label is not None:
+        apply_label(classifier, windows, args.label)
     job = AttackJob(
         method=args.method,
         strategy=args.strategy,
         top_n=args.top_n,
         target=resolve_target(classifier, args.target),
-        attack_kwargs=METHODS[args.method](args),
+        attack_kwargs={**METHODS[args.method](args), **overrides},
+        preset=args.preset,
         batch_size=args.batch_size,
         limit=args.limit,
         seed=args.seed,
-        extra={"model": str(args.model), "data": str(args.data), "split": args.split},
+        extra={"model": str(args.model), "data": str(args.data), "split": args.split, "label": args.label},
     )
     where = f"{device}" if ctx.world_size == 1 else f"{ctx.world_size} ranks ({ctx.backend}), this one on {device}"
     if ctx.is_main:
@@ -173,4 +187,41 @@ def _run(args: argparse.Namespace, ctx) -> int:
     if ctx.is_main:
         shown = {k: v for k, v in results.items() if k != "params"}
         print(json.dumps(shown, indent=2))
+        if results.get("n_unlabelled"):
+            print(f"{results['n_unlabelled']} unlabelled window(s) were attacked away from the model's own "
+                  "prediction (anything but the predicted class); give --label CLASS to set their true class",
+                  file=sys.stderr)
+        if results.get("n", 0) == 0:
+            print(f"error: nothing was attacked: {skipped_reason(results, job)}", file=sys.stderr)
+            return 1
     return 0
+
+
+def apply_label(classifier, windows, label: str) -> None:
+    """Give every window the true class ``label`` (name or index); refuse data whose own labels differ."""
+    from engine.errors import AttackError
+
+    index = resolve_target(classifier, label)
+    own = set(windows.y[windows.y >= 0].tolist()) - {index}
+    if own:
+        names = sorted(classifier.class_names[i] for i in own)
+        raise AttackError(f"--label {label}: the data already labels its clips ({', '.join(names)}); "
+                          "--label is for unlabelled data such as a BVH file")
+    windows.y = windows.y.copy()
+    windows.y[:] = index
+
+
+def skipped_reason(results: dict, job) -> str:
+    """Why a run attacked no window, in words a user can act on."""
+    n, correct = results.get("n_windows", 0), results.get("n_correct", 0)
+    if n == 0:
+        return "the data gave no window (is it shorter than the classifier's window?)"
+    if correct == 0:
+        return (f"the classifier misclassifies all {n} window(s) (clean accuracy "
+                f"{results.get('clean_accuracy') or 0:.2f}), and only correctly classified windows are attacked; "
+                "check --label or use another model")
+    if job.limit == 0:
+        return "--limit 0"
+    if job.strategy == "sa" and job.target is not None:
+        return f"every correctly classified window is of the target class {job.target} itself; choose another --target"
+    return f"none of the {correct} correctly classified window(s) was selected"

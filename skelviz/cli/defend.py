@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sigma", type=float, default=None, help="smoothing: noise std in metres (default 0.01)")
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                         help="any other hyper-parameter of the defence (repeatable), e.g. --param lam=50")
+    parser.add_argument("--preset", default=None,
+                        help="named parameter preset, e.g. published (the authors' code settings) or runner-up "
+                             "(BEAT); --param values override it")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
@@ -75,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, ctx) -> int:
-    from engine.defenses import get_defence
+    from engine.defenses import build
     from engine.defenses.common import clean_accuracy, training_windows
     from engine.models.checkpoint import load_classifier, save_classifier
 
@@ -88,14 +91,8 @@ def _run(args: argparse.Namespace, ctx) -> int:
     if args.sigma is not None:
         params["sigma"] = args.sigma
     windows = split_windows(args.data, clf, args.split)
-    cls = get_defence(args.method)
-    try:
-        defence = cls(clf, seed=args.seed, device=ctx.device,
-                      progress=Progress(args.method, args.quiet or not ctx.is_main), **params)
-    except TypeError as exc:
-        from engine.errors import DefenceError
-
-        raise DefenceError(f"{args.method} does not take these parameters ({sorted(params)}): {exc}") from None
+    defence = build(args.method, clf, preset=args.preset, device=ctx.device,
+                    progress=Progress(args.method, args.quiet or not ctx.is_main), **{"seed": args.seed, **params})
     defended = defence.fit(windows)
     if not ctx.is_main:
         return 0

@@ -40,12 +40,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def attack_params(args: argparse.Namespace) -> dict[str, dict]:
+    from engine.attacks.base import get_attack
     from engine.errors import SkelvizError
+    from engine.params import specs
     from skelviz.cli.defend import parse_params
 
     per: dict[str, dict] = {name: {} for name in args.attacks}
     for name in args.attacks:
-        if args.iterations is not None:
+        takes = {s.name for s in specs(get_attack(name).Params)}
+        if args.iterations is not None and "iterations" in takes:  # BASAR counts queries, not iterations
             per[name]["iterations"] = args.iterations
         if args.lr is not None and "smart" in name:
             per[name]["lr"] = args.lr

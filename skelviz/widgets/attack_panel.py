@@ -73,6 +73,9 @@ class AttackPanel(QtWidgets.QWidget):
         self.victim_box = QtWidgets.QComboBox(self)
         self.victim_box.setToolTip("Attack the loaded classifier or the defended one (Defence panel)")
         self.victim_box.addItem("loaded classifier", "original")
+        self.preset_box = QtWidgets.QComboBox(self)
+        self.preset_box.setObjectName("presetBox")
+        self.preset_box.setToolTip("Named parameter presets: default (skelviz's), published (the authors' code)")
         self.form = ParamForm(self)
         self.run_button = QtWidgets.QPushButton("Run attack", self)
         self.run_button.setObjectName("runAttack")
@@ -102,6 +105,7 @@ class AttackPanel(QtWidgets.QWidget):
         setup.addRow("Top N", self.top_n)
         setup.addRow("Target", self.target_box)
         setup.addRow("Model", self.victim_box)
+        setup.addRow("Preset", self.preset_box)
         params = QtWidgets.QScrollArea(self)
         params.setWidgetResizable(True)
         params.setWidget(self.form)
@@ -127,6 +131,7 @@ class AttackPanel(QtWidgets.QWidget):
 
         self.method_box.currentIndexChanged.connect(lambda _i: self._on_method())
         self.strategy_box.currentIndexChanged.connect(lambda _i: self._on_strategy())
+        self.preset_box.currentIndexChanged.connect(lambda _i: self._on_preset())
         self.session.classifier_changed.connect(lambda _c: self._on_classes())
         self.session.defended_changed.connect(self._on_defended)
         self.refresh_methods()
@@ -164,6 +169,11 @@ class AttackPanel(QtWidgets.QWidget):
         self.method_doc.setText(f"<small>{info['threat_model']} attack</small>")
         self.method_box.setToolTip(info["doc"])
         self.form.set_specs(info["params"])
+        self.preset_box.blockSignals(True)
+        self.preset_box.clear()
+        for name in info["presets"]:
+            self.preset_box.addItem(name)
+        self.preset_box.blockSignals(False)
         self.strategy_box.blockSignals(True)
         self.strategy_box.clear()
         for s in info["strategies"]:
@@ -171,6 +181,15 @@ class AttackPanel(QtWidgets.QWidget):
         self.strategy_box.blockSignals(False)
         self.strategy_box.setEnabled(bool(info["strategies"]))
         self._on_strategy()
+
+    def _on_preset(self) -> None:
+        """Fill the form with the chosen preset's values (the typed parameters of the method)."""
+        method, preset = self.method_box.currentText(), self.preset_box.currentText()
+        if not method or not preset:
+            return
+        for name, value in api.attack_preset_values(method, preset).items():
+            if name in self.form.names():
+                self.form.set_value(name, value)
 
     def _on_strategy(self) -> None:
         s = self.strategy_box.currentData()
@@ -243,9 +262,10 @@ class AttackPanel(QtWidgets.QWidget):
         self.ctx.show_status(f"{method} attack running")
         # Progress reaches the UI 4 times a second (every iteration's values, batched); the adversarial view
         # as often: enough to watch, and little work for the UI thread while the attack has the CPU.
+        preset = self.preset_box.currentText() or None
         self.task = self.ctx.workers.start(
             api.run_attack, method, clf, clean, params, preprocessed=True, live_every=0.25, throttle=0.25,
-            name=f"attack {method}", **kwargs,
+            name=f"attack {method}", preset=None if preset == "default" else preset, **kwargs,
         )
         self.task.progress.connect(self._on_progress)
         self.task.succeeded.connect(self._on_done)
@@ -367,8 +387,32 @@ class AttackPanel(QtWidgets.QWidget):
             f"true class {cls(o.true_class)}.<br>"
             f"joint displacement mean {m['mean_l2'] * 1000:.1f} mm, max {m['max_linf'] * 1000:.1f} mm; "
             f"bone-length change mean {m['mean_bone_length_rel_dev']:.2%}, max {m['max_bone_length_rel_dev']:.2%}; "
-            f"acceleration deviation {m['mean_accel_dev']:.3f} m/s².{note}"
+            f"acceleration deviation {m['mean_accel_dev']:.3f} m/s².<br>"
+            f"{self.describe_validity(o)}{note}"
         )
+
+    @staticmethod
+    def describe_validity(o: api.AttackOutcome) -> str:
+        """The validity diagnostics (engine.validity) in one line, warnings in orange."""
+        d = o.diagnostics or {}
+        if not d:
+            return ""
+
+        def mark(ok: bool) -> str:
+            return "<span style='color:#7bd88f'>✓</span>" if ok else "<span style='color:#ef5350'>✗</span>"
+
+        parts = [f"re-checked on the saved motion {mark(o.success)}"]
+        if o.success:
+            parts.append(f"after re-centring on the root {mark(d.get('success_recentred', False))}")
+        if d.get("top_joint") is not None:
+            parts.append(f"most-perturbed joint {d['top_joint']} carries {d.get('top_joint_share', 0):.0%}, "
+                         f"most-perturbed frame {d.get('top_frame_share', 0):.0%}")
+        if d.get("success_reported") is not None and d["success_reported"] != o.success:
+            parts.append(f"the attack itself reported {'success' if d['success_reported'] else 'failure'}")
+        text = "<small>Validity: " + "; ".join(parts) + ".</small>"
+        for w in d.get("warnings", []):
+            text += f"<br><small style='color:#f5c542'>⚠ {w}</small>"
+        return text
 
     def _restore(self) -> None:
         if self._saved_slots:

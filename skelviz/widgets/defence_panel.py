@@ -26,6 +26,9 @@ class DefencePanel(QtWidgets.QWidget):
 
         self.method_box = QtWidgets.QComboBox(self)
         self.method_box.setObjectName("defenceMethod")
+        self.preset_box = QtWidgets.QComboBox(self)
+        self.preset_box.setObjectName("defencePreset")
+        self.preset_box.setToolTip("Named parameter presets: default, published (the authors' code), runner-up …")
         self.form = ParamForm(self)
         self.data_box = QtWidgets.QComboBox(self)
         self.data_box.setToolTip("Training data for the defence")
@@ -52,6 +55,7 @@ class DefencePanel(QtWidgets.QWidget):
         make = QtWidgets.QGroupBox("Harden the loaded classifier", self)
         f = QtWidgets.QFormLayout(make)
         f.addRow("Defence", self.method_box)
+        f.addRow("Preset", self.preset_box)
         f.addRow("Data", self.data_box)
         f.addRow(self.form)
         row = QtWidgets.QHBoxLayout()
@@ -68,6 +72,7 @@ class DefencePanel(QtWidgets.QWidget):
         lay.addStretch(1)
 
         self.method_box.currentIndexChanged.connect(lambda _i: self._on_method())
+        self.preset_box.currentIndexChanged.connect(lambda _i: self._on_preset())
         self.session.collections_changed.connect(self._refresh_data)
         self.session.defended_changed.connect(self._on_defended)
         self.session.scene.prediction_changed.connect(lambda _s: self.refresh_table())
@@ -93,9 +98,23 @@ class DefencePanel(QtWidgets.QWidget):
             return
         try:
             self.form.set_specs(api.defence_params(method))
+            presets = api.defence_presets(method)
         except SkelvizError as exc:
             self.form.set_specs([])
             self.ctx.show_status(str(exc))
+            return
+        self.preset_box.blockSignals(True)
+        self.preset_box.clear()
+        for name in presets:
+            self.preset_box.addItem(name)
+        self.preset_box.blockSignals(False)
+
+    def _on_preset(self) -> None:
+        method, preset = self.method_box.currentText(), self.preset_box.currentText()
+        if method and preset:
+            for name, value in api.defence_preset_values(method, preset).items():
+                if name in self.form.names():
+                    self.form.set_value(name, value)
 
     def _refresh_data(self) -> None:
         self.data_box.clear()
@@ -121,7 +140,9 @@ class DefencePanel(QtWidgets.QWidget):
         self.apply_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.progress.setRange(0, 0)
-        self.task = self.ctx.workers.start(api.apply_defence, method, clf, coll, params, name=f"defence {method}")
+        preset = self.preset_box.currentText() or None
+        self.task = self.ctx.workers.start(api.apply_defence, method, clf, coll, params, name=f"defence {method}",
+                                           preset=None if preset == "default" else preset)
         self.task.progress.connect(self._on_progress)
         self.task.succeeded.connect(lambda model: self.session.set_defended(model, f"{method} (trained here)"))
         self.task.failed.connect(lambda exc: self.ctx.report_error("Defence failed", str(exc)))

@@ -1,4 +1,6 @@
-"""A form generated from :class:`engine.api.ParamSpec` lists (attack and defence hyper-parameters)."""
+"""A form generated from :class:`engine.api.ParamSpec` lists: the typed hyper-parameters of an attack or a defence
+(:mod:`engine.params`). Choices become combo boxes, whole numbers spin boxes within their range, other numbers
+text fields; labels carry the unit, tooltips the one-line help, the range and the default."""
 
 from __future__ import annotations
 
@@ -9,6 +11,16 @@ from engine.api import ParamSpec
 
 def _label(name: str) -> str:
     return name.replace("_", " ")
+
+
+def _tooltip(spec: ParamSpec) -> str:
+    parts = [spec.doc or spec.name]
+    if spec.minimum is not None or spec.maximum is not None:
+        lo = "" if spec.minimum is None else f"{spec.minimum:g}"
+        hi = "" if spec.maximum is None else f"{spec.maximum:g}"
+        parts.append(f"range [{lo}, {hi}]{' ' + spec.unit if spec.unit else ''}")
+    parts.append(f"default {spec.default!r}" + (" (empty: none)" if spec.optional else ""))
+    return "\n".join(parts)
 
 
 class ParamForm(QtWidgets.QWidget):
@@ -27,9 +39,9 @@ class ParamForm(QtWidgets.QWidget):
         for spec in self._specs:
             editor = self._make_editor(spec)
             editor.setObjectName(f"param_{spec.name}")
-            tip = spec.doc or f"{spec.name} (default {spec.default!r})"
+            tip = _tooltip(spec)
             editor.setToolTip(tip)
-            label = QtWidgets.QLabel(_label(spec.name), self)
+            label = QtWidgets.QLabel(_label(spec.name) + (f" ({spec.unit})" if spec.unit else ""), self)
             label.setToolTip(tip)
             self._layout.addRow(label, editor)
             self._editors[spec.name] = editor
@@ -47,10 +59,13 @@ class ParamForm(QtWidgets.QWidget):
             return box
         if spec.kind is int:
             box = QtWidgets.QSpinBox(self)
-            box.setRange(-1, 10_000_000)
-            box.setValue(int(spec.default) if spec.default is not None else -1)
-            if spec.default is None:
+            lo = int(spec.minimum) if spec.minimum is not None else -1_000_000
+            hi = int(spec.maximum) if spec.maximum is not None else 10_000_000
+            if spec.optional:  # one step below the range stands for "none"
+                lo -= 1
                 box.setSpecialValueText("none")
+            box.setRange(lo, hi)
+            box.setValue(int(spec.default) if spec.default is not None else lo)
             return box
         # floats, sequences and strings: free text, parsed on read (keeps 1e-4 and 0.6,0.3,0.1 readable)
         edit = QtWidgets.QLineEdit(self)
@@ -67,6 +82,9 @@ class ParamForm(QtWidgets.QWidget):
     def editor(self, name: str) -> QtWidgets.QWidget:
         return self._editors[name]
 
+    def names(self) -> list[str]:
+        return [s.name for s in self._specs]
+
     def set_value(self, name: str, value) -> None:
         ed = self._editors[name]
         if isinstance(ed, QtWidgets.QComboBox):
@@ -74,7 +92,9 @@ class ParamForm(QtWidgets.QWidget):
         elif isinstance(ed, QtWidgets.QCheckBox):
             ed.setChecked(bool(value))
         elif isinstance(ed, QtWidgets.QSpinBox):
-            ed.setValue(int(value))
+            ed.setValue(ed.minimum() if value is None else int(value))
+        elif value is None:
+            ed.setText("")
         elif isinstance(value, (list, tuple)):
             ed.setText(", ".join(f"{v:g}" for v in value))
         else:
@@ -91,17 +111,17 @@ class ParamForm(QtWidgets.QWidget):
                 out[spec.name] = ed.isChecked()
             elif isinstance(ed, QtWidgets.QSpinBox):
                 v = ed.value()
-                out[spec.name] = None if (spec.default is None and v == -1) else v
+                out[spec.name] = None if (spec.optional and v == ed.minimum()) else v
             else:
                 text = ed.text().strip()
-                if text == "" and spec.default is None:
+                if text == "" and spec.optional:
                     out[spec.name] = None
                     continue
                 try:
                     if spec.kind is float:
                         out[spec.name] = float(text)
                     elif spec.kind is list:
-                        out[spec.name] = type(spec.default)(float(v) for v in text.replace(";", ",").split(","))
+                        out[spec.name] = tuple(float(v) for v in text.replace(";", ",").split(",") if v.strip())
                     elif spec.kind is int:
                         out[spec.name] = int(text)
                     else:

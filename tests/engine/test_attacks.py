@@ -3,8 +3,6 @@ budgets, and the evidence that SMART works on real trained classifiers."""
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
 import torch
 
@@ -12,9 +10,10 @@ import engine.defenses  # noqa: F401  (registers the defence-side attacks too: t
 from engine import metrics, skeletons
 from engine.attacks import ATTACKS, get_attack
 from engine.attacks.smart import SMART
-from engine.errors import AttackError, CancelledError
+from engine.errors import AttackError, CancelledError, ParameterError
 from engine.models import Classifier, build_model
 from engine.models.base import preset_kwargs
+from engine.params import specs
 
 SK = skeletons.get("hdm05_25")
 NUM_CLASSES = 4
@@ -56,7 +55,7 @@ def _labels(model, x):
 
 
 def _fast_kwargs(cls) -> dict:
-    accepted = inspect.signature(cls.__init__).parameters
+    accepted = {s.name for s in specs(cls.Params)}
     return {k: v for k, v in FAST.items() if k in accepted}
 
 
@@ -96,7 +95,7 @@ def test_protocol_rejects_a_target_equal_to_the_true_class(name, random_classifi
     y = _labels(random_classifier, x)
     cls = get_attack(name)
     kwargs = _fast_kwargs(cls)
-    if "strategy" in inspect.signature(cls.__init__).parameters:
+    if "strategy" in {s.name for s in specs(cls.Params)}:
         kwargs["strategy"] = "sa"
     with pytest.raises(AttackError, match="true class"):
         cls(random_classifier, **kwargs)(x, y, target=y)
@@ -127,7 +126,7 @@ def test_absent_performers_stay_untouched(name, random_classifier):
 def test_unknown_attack_and_strategy_give_clear_errors(random_classifier):
     with pytest.raises(AttackError, match="available"):
         get_attack("nonesuch")
-    with pytest.raises(AttackError, match="strategy"):
+    with pytest.raises(ParameterError, match="parameter 'strategy' must be one of 'ab', 'abn', 'sa', got 'xyz'"):
         SMART(random_classifier, strategy="xyz")
     x = _clips(1)
     with pytest.raises(AttackError, match="target"):
@@ -172,7 +171,7 @@ def test_smart_budgets_hold(random_classifier):
     per_frame = (r.adversarial - x).square().sum(dim=(1, 3)).sqrt()
     assert per_frame.max() <= 0.01 + 1e-6
     per_joint_budget = torch.linspace(0.001, 0.005, SK.num_joints)
-    r = SMART(random_classifier, iterations=8, joint_budget=per_joint_budget, refine_steps=0)(x, y)
+    r = SMART(random_classifier, iterations=8, joint_budgets=per_joint_budget, refine_steps=0)(x, y)
     per_joint = (r.adversarial - x).norm(dim=1)  # (N, T, V, M)
     assert (per_joint <= per_joint_budget.view(1, 1, -1, 1) + 1e-6).all()
 

@@ -215,9 +215,11 @@ def test_basar_succeeds_on_the_manifold_within_its_default_budget(cmu8, cmu8_stg
     assert (result.queries <= 3000).all()
     ok = result.success
     ratio = result.extras["distance"][ok] / result.extras["start_distance"][ok]
-    # Walking on the manifold, every clip ends much closer than it started (seen: 0.53, 0.024, 0.059 of the start
-    # distance; projecting only at intervals ended at 0.5-0.9x).
-    assert (ratio < 0.75).all() and ratio.median() < 0.25, ratio
+    # Walking on the manifold, every clip ends much closer than it started. On the honest victim (world-coordinate
+    # input, centred inside the model, trained with yaw/scale/shift augmentation) seen: 0.27, 0.0085, 0.42 of the
+    # start distance (before the threat-model fix, on a victim with an exploitable root channel: 0.53, 0.024,
+    # 0.059); projecting only at intervals ended at 0.5-0.9x.
+    assert (ratio < 0.75).all() and ratio.median() < 0.35, ratio
 
 
 @pytest.mark.slow

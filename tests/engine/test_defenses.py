@@ -279,7 +279,7 @@ def cmu8_beat(cmu8_benchmark, cmu8_mlp):
 
 
 @pytest.mark.slow
-def test_beat_keeps_clean_accuracy_and_raises_robust_accuracy_on_cmu8(cmu8_benchmark, cmu8_mlp, cmu8_beat):
+def test_beat_keeps_clean_accuracy_and_does_not_lower_robust_accuracy_on_cmu8(cmu8_benchmark, cmu8_mlp, cmu8_beat):
     train, test = cmu8_benchmark
     base, beat = cmu8_mlp, cmu8_beat
     x, y = torch.from_numpy(test.x), torch.from_numpy(test.y)
@@ -293,9 +293,16 @@ def test_beat_keeps_clean_accuracy_and_raises_robust_accuracy_on_cmu8(cmu8_bench
     r_beat = evaluate_robustness(beat, x[both], y[both], attacks)
     print("clean", clean_base, clean_beat, "robust base", {k: v["robust_accuracy"] for k, v in r_base["attacks"].items()},
           "robust beat", {k: v["robust_accuracy"] for k, v in r_beat["attacks"].items()})
+    # Measured on world-coordinate input (the model centres it itself), 24 windows: robust accuracy base 0.54 /
+    # 0.54, BEAT 0.54 / 0.67 (SMART / EOT-SMART). Before the threat-model fix BEAT looked better against plain
+    # SMART too, but that attack moved the root channel of centred input; on honest input BEAT is no worse
+    # against either attack and better only against EOT-SMART (see engine/defenses/beat.py, bench/defence.py).
+    gains = []
     for name in ("smart", "eot-smart"):
         assert r_base["attacks"][name]["robust_accuracy"] < 1.0, "the attack budget is too small to test anything"
-        assert r_beat["attacks"][name]["robust_accuracy"] > r_base["attacks"][name]["robust_accuracy"], name
+        assert r_beat["attacks"][name]["robust_accuracy"] >= r_base["attacks"][name]["robust_accuracy"], name
+        gains.append(r_beat["attacks"][name]["robust_accuracy"] - r_base["attacks"][name]["robust_accuracy"])
+    assert max(gains) > 0, gains
 
 
 @pytest.mark.slow

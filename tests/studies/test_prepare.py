@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from engine.attacks.base import ATTACKS, Attack, AttackResult
+from engine.attacks.base import ATTACKS, Attack, AttackParams, AttackResult
 from engine.data import Clip
 from engine.errors import StudyError
 from engine.models.base import Classifier, SkeletonNet
+from engine.params import param
 from engine.skeletons import get as get_skeleton
 from studies.prepare import prepare_stimuli, select_clips
 from studies.protocol import load_protocol, parse_protocol
@@ -34,16 +37,22 @@ class MeanPoseNet(SkeletonNet):
         return x.mean(dim=(2, 3, 4))
 
 
-class Lift(Attack):
-    """Test attack: lifts every joint by ``height`` metres (a fixed, visible perturbation)."""
+@dataclass(frozen=True)
+class LiftParams(AttackParams):
+    height: float = param(0.5, "how far every joint but the root is lifted", unit="m")
 
-    def __init__(self, model, *, height: float = 0.5, progress=None, cancel=None):
-        super().__init__(model, progress=progress, cancel=cancel)
-        self.height = height
+
+class Lift(Attack):
+    """Test attack: lifts every joint but the root by ``height`` metres (a fixed, visible perturbation; lifting
+    the whole clip would be a translation, which the classifier's own root centring erases)."""
+
+    Params = LiftParams
 
     def run(self, x, y, target):
         adv = x.clone()
         adv[:, 1] += self.height
+        root = self.model.skeleton.root
+        adv[:, 1, :, root] -= self.height
         pred = self.model(adv).argmax(-1)
         n = x.shape[0]
         return AttackResult(adv.cpu(), (pred != y).cpu(), torch.ones(n, dtype=torch.long), pred.cpu(),
@@ -57,7 +66,7 @@ def lift_attack(monkeypatch):
 
 def _classifier():
     sk = get_skeleton("hdm05_25")
-    return Classifier(MeanPoseNet(sk, 2), CLASSES, preprocessing={"fps": 30.0, "window": 16, "root_centre": True})
+    return Classifier(MeanPoseNet(sk, 2), CLASSES, preprocessing={"fps": 30.0, "window": 16, "centre": "frame"})
 
 
 def _clips(n=6):
@@ -90,10 +99,13 @@ def test_prepare_runs_attacks_and_stores_provenance(tmp_path, lift_attack):
         clean = stim[f"{s.clip}~clean"]
         assert s.attack == "lift" and s.params["height"] == 0.7
         assert s.positions.shape == (16, 25, 3)  # 60 fps resampled to 30, the first 16-frame window
-        np.testing.assert_allclose(s.positions[..., 1] - clean.positions[..., 1], 0.7, atol=1e-5)
+        lift = s.positions[..., 1] - clean.positions[..., 1]
+        root = clean_root = 10  # hdm05_25 Hips
+        np.testing.assert_allclose(np.delete(lift, root, axis=1), 0.7, atol=1e-5)
+        np.testing.assert_allclose(lift[:, clean_root], 0.0, atol=1e-5)
         assert s.prediction == "jump" and s.success == (s.label == "walk")
         assert clean.prediction == "walk"
-    # the display keeps the root trajectory (the clips move forward along x)
+    # stimuli are the world-coordinate motions the classifier judged: the clips move forward along x
     clean = next(s for s in stim.stimuli.values() if s.method == "clean")
     assert np.ptp(clean.positions[:, 10, 0]) > 0.2
     assert stim.meta["protocol_sha256"] == protocol.sha256 and stim.meta["model_sha256"] == "abc"
@@ -105,9 +117,11 @@ def test_prepare_refuses_a_protocol_it_cannot_fill(tmp_path, lift_attack):
     bad = parse_protocol(PROTOCOL.replace('stimuli = ["clean", "smart"]', 'stimuli = ["clean", "basar"]'))
     with pytest.raises(StudyError, match=r"shows method\(s\) \['basar'\]"):
         prepare_stimuli(bad, _classifier(), _clips(), tmp_path / "x.h5")
-    bad_params = parse_protocol(PROTOCOL.replace("height = 0.7", "heigth = 0.7"))
-    with pytest.raises(StudyError, match="invalid parameters"):
-        prepare_stimuli(bad_params, _classifier(), _clips(), tmp_path / "x.h5")
+    # a misspelt attack parameter is refused when the protocol is read (typed parameters, engine.params)
+    with pytest.raises(StudyError, match=r"attack 'lift': unknown parameter\(s\) 'heigth'; the parameters are height"):
+        parse_protocol(PROTOCOL.replace("height = 0.7", "heigth = 0.7"))
+    with pytest.raises(StudyError, match="parameter 'height' must be a number"):
+        parse_protocol(PROTOCOL.replace("height = 0.7", 'height = "high"'))
     assert not (tmp_path / "x.h5").exists()
 
 

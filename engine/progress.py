@@ -1,0 +1,13 @@
+"""The progress and cancel callbacks every long-running engine function takes (one definition).
+
+``progress(done, total, info)`` reports ``done`` of ``total`` units (iterations, queries, batches, windows …)
+with a dict of plain values; ``cancel()`` is polled once per unit and a True answer makes the work raise
+:class:`~engine.errors.CancelledError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+ProgressFn = Callable[[int, int, dict], None]
+CancelFn = Callable[[], bool]
