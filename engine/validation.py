@@ -1,9 +1,11 @@
 """Checks that refuse a checkpoint that would give silently wrong results (issue 17).
 
-:func:`check_checkpoint` loads a classifier checkpoint and refuses, with a :class:`CheckpointError` naming
-the file, one that is not a checkpoint at all, one whose weights or normalisation hold NaN/Inf or a zero
-standard deviation, and one whose predictions on a neutral input are not finite. The commands call it on
-every checkpoint they are given before any work starts.
+:func:`check_weights` refuses NaN/Inf weights and buffers and a zero, negative or non-finite normalisation
+standard deviation; :func:`engine.models.checkpoint.load_classifier` runs it on every checkpoint it reads, so the
+app, the commands and the studies are all protected. :func:`check_outputs` refuses a classifier whose
+predictions on a neutral input are not finite. :func:`check_checkpoint` is both, from a path: the commands call
+it on every checkpoint they are given before any work starts, and the app runs :func:`check_outputs` after
+loading.
 """
 
 from __future__ import annotations
@@ -14,14 +16,15 @@ from pathlib import Path
 
 from engine.errors import CheckpointError, SkelvizError
 
-__all__ = ["check_checkpoint"]
+__all__ = ["check_checkpoint", "check_outputs", "check_weights", "looks_like_torch_file"]
 
 log = logging.getLogger(__name__)
 
 _PICKLE_MAGIC = b"\x80"
 
 
-def _looks_like_torch_file(path: Path) -> bool:
+def looks_like_torch_file(path: Path) -> bool:
+    """Whether ``path`` starts as ``torch.save`` writes (a zip archive, or a legacy pickle)."""
     with open(path, "rb") as fh:
         head = fh.read(2)
     return zipfile.is_zipfile(path) or head.startswith(_PICKLE_MAGIC)
@@ -38,40 +41,33 @@ def _window(clf) -> int:
         return 60
 
 
-def check_checkpoint(path: str | Path):
-    """The classifier in ``path``, after checking it gives finite predictions; :class:`CheckpointError` else."""
+def check_weights(clf, where: str) -> None:
+    """Raise :class:`CheckpointError` (naming ``where``) if a floating-point weight or buffer of ``clf`` holds
+    NaN or Inf, or its input normalisation ``std`` is zero, negative or not finite."""
     import torch
 
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    if path.is_dir():
-        raise CheckpointError(f"{path} is a folder; give the checkpoint file (.pt)")
-    try:
-        is_torch = _looks_like_torch_file(path)
-    except OSError as exc:
-        raise CheckpointError(f"{path}: cannot read the checkpoint ({exc.strerror or exc})") from None
-    if not is_torch:
-        raise CheckpointError(f"{path} is not a skelviz checkpoint (not a torch.save file)",)
-    from engine.models.checkpoint import load_classifier
-
-    try:
-        clf = load_classifier(path)
-    except SkelvizError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any failure to rebuild an untrusted file is the file's fault
-        log.debug("loading %s failed", path, exc_info=True)
-        raise CheckpointError(
-            f"{path} is not a usable skelviz checkpoint ({type(exc).__name__}: {str(exc)[:200]})"
-        ) from None
+    std = getattr(clf, "std", None)
+    if isinstance(std, torch.Tensor) and std.is_floating_point():
+        if not torch.isfinite(std).all():
+            raise CheckpointError(f"{where}: the input normalisation's standard deviation holds NaN or Inf; "
+                                  "the checkpoint is damaged")
+        if (std <= 0).any():
+            raise CheckpointError(f"{where}: the input normalisation has a zero or negative standard deviation; "
+                                  "the checkpoint is damaged")
     for kind, items in (("weight", clf.named_parameters()), ("buffer", clf.named_buffers())):
         for name, tensor in items:
             if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-                raise CheckpointError(f"{path}: {kind} {name} holds NaN or Inf; the checkpoint is damaged")
-    std = getattr(clf, "std", None)
-    if isinstance(std, torch.Tensor) and (std <= 0).any():
-        raise CheckpointError(f"{path}: the input normalisation has a zero or negative standard deviation")
-    x = torch.zeros(1, 3, _window(clf), clf.skeleton.num_joints, 1)
+                raise CheckpointError(f"{where}: {kind} {name} holds NaN or Inf; the checkpoint is damaged")
+
+
+def check_outputs(clf, where: str) -> None:
+    """Raise :class:`CheckpointError` (naming ``where``) unless ``clf`` runs on a neutral input (zeros, one
+    window, on the model's device) and gives finite outputs. ``clf``'s train/eval mode is kept."""
+    import torch
+
+    from engine.devices import model_device
+
+    x = torch.zeros(1, 3, _window(clf), clf.skeleton.num_joints, 1, device=model_device(clf))
     was_training = clf.training
     clf.eval()
     try:
@@ -79,10 +75,21 @@ def check_checkpoint(path: str | Path):
             out = clf(x)
     except SkelvizError:
         raise
-    except Exception as exc:  # noqa: BLE001
-        raise CheckpointError(f"{path}: the model cannot run ({type(exc).__name__}: {str(exc)[:200]})") from None
+    except Exception as exc:  # noqa: BLE001 - whatever an untrusted architecture raises is the file's fault
+        raise CheckpointError(f"{where}: the model cannot run ({type(exc).__name__}: {str(exc)[:200]})") from None
     finally:
         clf.train(was_training)
     if not torch.isfinite(out).all():
-        raise CheckpointError(f"{path}: the model's outputs are not finite (NaN or Inf); the checkpoint is damaged")
+        raise CheckpointError(f"{where}: the model's outputs are not finite (NaN or Inf); the checkpoint is damaged")
+
+
+def check_checkpoint(path: str | Path):
+    """The classifier in ``path``, after checking it gives finite predictions; :class:`CheckpointError` else."""
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder; give the checkpoint file (.pt)")
+    from engine.models.checkpoint import load_classifier
+
+    clf = load_classifier(path)  # refuses unreadable files, damaged weights and normalisation (check_weights)
+    check_outputs(clf, str(path))
     return clf

@@ -21,8 +21,6 @@ Also here: importing state dicts written by the official ST-GCN, CTR-GCN and MS-
 from __future__ import annotations
 
 import logging
-import pickle
-import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -34,6 +32,7 @@ from engine.errors import CheckpointError, SkelvizError
 from engine.models.base import Classifier, build_model
 from engine.preprocessing import Preprocessing
 from engine.skeletons import Skeleton
+from engine.validation import check_weights, looks_like_torch_file
 
 log = logging.getLogger(__name__)
 
@@ -90,16 +89,80 @@ def save_classifier(clf: Classifier, path: str | Path) -> Path:
 
 
 def _read(path: Path, map_location) -> Any:
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder; give the checkpoint file (.pt)")
     try:
+        if not looks_like_torch_file(path):
+            raise CheckpointError(f"{path}: not a readable checkpoint (not a file written by torch.save)")
         return torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError, RuntimeError, ValueError, AttributeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except SkelvizError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - torch.load raises anything (IndexError, EOFError …) on hostile bytes
+        text = str(exc).strip()
+        first = f"{type(exc).__name__}: {text.splitlines()[0][:200]}" if text else type(exc).__name__
         raise CheckpointError(
             f"{path}: not a readable checkpoint (corrupt, truncated, or it holds objects other than tensors and "
             f"plain data, which are refused for safety): {first}"
         ) from None
+
+
+def _ints(value: Any) -> Iterable[int]:
+    """Every integer in an architecture argument (lists and dicts searched; booleans are not numbers here)."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        yield value
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            yield from _ints(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _ints(v)
+
+
+def _check_architecture(arch: str, skeleton: Skeleton, num_classes: int, arch_kwargs: dict[str, Any],
+                        state: Any, where: str) -> None:
+    """Refuse recorded architecture arguments that do not describe the stored weights, before allocating.
+
+    A checkpoint is untrusted: its ``arch_kwargs`` could ask for a network of terabytes. The network is first
+    built on the ``meta`` device (shapes only, no memory), after a bound on its integer arguments that keeps even
+    that cheap, and its parameter names and shapes must be those of the stored state dict, so the real network is
+    never larger than the weights the file holds.
+    """
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{where}: the checkpoint's weights are not a state dict of tensors; it is damaged")
+    if not 0 < num_classes <= 1_000_000:
+        raise CheckpointError(f"{where}: the checkpoint lists {num_classes} classes; it is damaged")
+    # Every width, block count and kernel size of the known architectures is at most the largest tensor dimension
+    # or the number of tensors stored (measured over every preset); 16× that leaves room for architectures to come.
+    largest = max([len(state), *(max(t.shape, default=1) for t in state.values())])
+    bound = 16 * largest + 1024
+    too_large = [(k, v) for k, v in arch_kwargs.items() if any(i > bound for i in _ints(v))]
+    if too_large:
+        name, value = too_large[0]
+        raise CheckpointError(
+            f"{where}: architecture argument {name}={value!r} is out of proportion to the stored weights (largest "
+            f"dimension {largest}); the checkpoint is damaged or not what it claims to be"
+        )
+    with torch.device("meta"):
+        shapes = {k: tuple(v.shape) for k, v in build_model(arch, skeleton, num_classes, **arch_kwargs).state_dict().items()}
+    stored = {k: tuple(v.shape) for k, v in state.items()}
+    missing, unexpected = sorted(set(shapes) - set(stored)), sorted(set(stored) - set(shapes))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{where}: the weights do not fit a {arch} network with these arguments "
+            f"(missing {missing[:5]}, unexpected {unexpected[:5]}); the file is damaged "
+            "or was written by an incompatible version"
+        )
+    wrong = [k for k in shapes if shapes[k] != stored[k]]
+    if wrong:
+        k = wrong[0]
+        raise CheckpointError(
+            f"{where}: the weights do not fit the recorded architecture: {k} is {list(stored[k])} in the file but "
+            f"{list(shapes[k])} for {arch} with {arch_kwargs} ({len(wrong)} tensor(s) differ); the file is damaged"
+        )
 
 
 def classifier_from_dict(d: Any, where: str = "checkpoint") -> Classifier:
@@ -121,21 +184,23 @@ def classifier_from_dict(d: Any, where: str = "checkpoint") -> Classifier:
         arch, arch_kwargs = str(d["arch"]), dict(d.get("arch_kwargs") or {})
         state = d["state_dict"]
         mean, std = d["mean"], d["std"]
-    except (KeyError, TypeError) as exc:
-        raise CheckpointError(f"{where}: the checkpoint lacks a field ({exc}); it is damaged") from None
     except SkelvizError as exc:
         raise CheckpointError(f"{where}: bad skeleton description: {exc}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CheckpointError(f"{where}: the checkpoint lacks a field or holds one of the wrong type "
+                              f"({type(exc).__name__}: {exc}); it is damaged") from None
+    for name, value in (("mean", mean), ("std", std)):
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            raise CheckpointError(f"{where}: the input normalisation {name} is not a floating-point tensor; "
+                                  "the checkpoint is damaged")
     try:
-        net = build_model(arch, skeleton, len(class_names), **arch_kwargs)
+        _check_architecture(arch, skeleton, len(class_names), arch_kwargs, state, where)
     except TypeError as exc:
-        raise CheckpointError(f"{where}: architecture {arch!r} does not take these arguments: {exc}") from None
-    result = net.load_state_dict(state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
         raise CheckpointError(
-            f"{where}: the weights do not fit a {arch} network with these arguments "
-            f"(missing {result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}); the file is damaged "
-            "or was written by an incompatible version"
-        )
+            f"{where}: architecture {arch!r} cannot be built with the recorded arguments {arch_kwargs}: {exc}"
+        ) from None
+    net = build_model(arch, skeleton, len(class_names), **arch_kwargs)
+    net.load_state_dict(state, strict=True)  # names and shapes were checked on the meta device
     try:
         stored = dict(d.get("preprocessing") or {})
         if version < 2 and stored.get("num_bodies") is None and arch_kwargs.get("num_person"):
@@ -152,16 +217,30 @@ def classifier_from_dict(d: Any, where: str = "checkpoint") -> Classifier:
         from engine.defenses.checkpoint import defended_from_dict
 
         clf = defended_from_dict(clf, d["defence"], where)
+    check_weights(clf, where)  # NaN/Inf weights, zero std: refused here so every front end is protected
     return clf.eval()
 
 
 def load_classifier(path: str | Path, map_location: str | torch.device | None = None) -> Classifier:
-    """Read a checkpoint written by :func:`save_classifier`; the classifier comes back in eval mode."""
+    """Read a checkpoint written by :func:`save_classifier`; the classifier comes back in eval mode.
+
+    Anything wrong with the file (unreadable, damaged, weights that do not fit, NaN/Inf weights, a zero
+    normalisation std) is a :class:`CheckpointError` naming ``path`` and what is wrong.
+    """
     path = Path(path)
+    data = _read(path, map_location or "cpu")
     try:
-        return classifier_from_dict(_read(path, map_location or "cpu"), str(path))
-    except RuntimeError as exc:  # size mismatches from load_state_dict
-        raise CheckpointError(f"{path}: the weights do not fit the recorded architecture: {exc}") from None
+        return classifier_from_dict(data, str(path))
+    except SkelvizError as exc:
+        if str(path) in str(exc):
+            raise
+        raise CheckpointError(f"{path}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - building from an untrusted file may raise anything: the file's fault
+        log.debug("building the classifier of %s failed", path, exc_info=True)
+        raise CheckpointError(
+            f"{path}: cannot build the classifier it describes ({type(exc).__name__}: {str(exc)[:200]}); the "
+            "checkpoint is damaged or was written by an incompatible version"
+        ) from None
 
 
 def check_compatible(clf: Classifier, skeleton: Skeleton | None = None,

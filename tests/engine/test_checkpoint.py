@@ -220,3 +220,82 @@ def test_import_rejects_other_skeleton_and_wrong_class_count(tmp_path):
         import_official("msg3d", state, NTU25, list("abcde"))
     with pytest.raises(CheckpointError, match="not supported"):
         import_official("sgn", state, NTU25, list("abcde"))
+
+
+# -- hostile but well-formed checkpoints (issue 17): every one a CheckpointError naming the file --------------------
+def _damage(raw: dict, how: str) -> None:
+    state = raw["state_dict"]
+    first = next(k for k, v in state.items() if v.is_floating_point())
+    if how == "nan-weight":
+        state[first].view(-1)[0] = float("nan")
+    elif how == "inf-weight":
+        state[first].view(-1)[-1] = float("inf")
+    elif how == "zero-std":
+        raw["std"] = torch.zeros_like(raw["std"])
+    elif how == "negative-std":
+        raw["std"] = -raw["std"]
+    elif how == "inf-std":
+        raw["std"] = torch.full_like(raw["std"], float("inf"))
+    elif how == "mean-not-a-tensor":
+        raw["mean"] = "zero"
+    elif how == "class-names-a-number":
+        raw["class_names"] = 4
+    elif how == "huge-width":
+        raw["arch_kwargs"]["base_channels"] = 10**9
+    elif how == "huge-block-count":
+        raw["arch_kwargs"]["num_blocks"] = 10**8
+    elif how == "one-block-more":
+        raw["arch_kwargs"]["num_blocks"] += 1
+    elif how == "width-of-wrong-type":
+        raw["arch_kwargs"]["base_channels"] = "wide"
+    elif how == "unknown-argument":
+        raw["arch_kwargs"]["nosuch"] = 3
+    elif how == "unknown-arch":
+        raw["arch"] = "nosuchnet"
+    elif how == "weights-not-tensors":
+        raw["state_dict"] = {first: [1.0, 2.0]}
+    elif how == "missing-field":
+        del raw["skeleton"]
+    elif how == "bad-skeleton":
+        raw["skeleton"]["parents"] = raw["skeleton"]["parents"][:-3]
+    elif how == "bad-preprocessing":
+        raw["preprocessing"]["fps"] = -3
+    else:
+        raise AssertionError(how)
+
+
+HOSTILE = {
+    "nan-weight": "NaN or Inf", "inf-weight": "NaN or Inf", "zero-std": "zero or negative standard deviation",
+    "negative-std": "zero or negative standard deviation", "inf-std": "standard deviation holds NaN or Inf",
+    "mean-not-a-tensor": "normalisation mean", "class-names-a-number": "wrong type",
+    "huge-width": "out of proportion", "huge-block-count": "out of proportion", "one-block-more": "do not fit",
+    "width-of-wrong-type": "cannot be built", "unknown-argument": "cannot be built", "unknown-arch": "nosuchnet",
+    "weights-not-tensors": "not a state dict of tensors", "missing-field": "lacks a field",
+    "bad-skeleton": "bad skeleton description", "bad-preprocessing": "fps must be a positive number",
+}
+
+
+@pytest.mark.parametrize("how", sorted(HOSTILE))
+def test_hostile_checkpoint_is_a_checkpoint_error_naming_the_file(tmp_path, how):
+    path = save_classifier(_classifier(), tmp_path / "m.pt")
+    raw = torch.load(path, weights_only=True)
+    _damage(raw, how)
+    bad = tmp_path / f"{how}.pt"
+    torch.save(raw, bad)
+    with pytest.raises(CheckpointError, match=HOSTILE[how] or None) as err:
+        load_classifier(bad)
+    assert str(bad) in str(err.value)
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x05\x06" + b"\0" * 18, b"PK\x03\x04garbage", b"\x80\x02]q\x00.",
+                                     b"\x80\x04K\x05.", b"root:x:0:0:root:/root:/bin/bash\n"])
+def test_files_that_are_not_checkpoints_name_the_file(tmp_path, content):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(content)
+    with pytest.raises(CheckpointError) as err:
+        load_classifier(bad)
+    assert str(bad) in str(err.value)
+    folder = tmp_path / "folder.pt"
+    folder.mkdir()
+    with pytest.raises(CheckpointError, match="is a folder"):
+        load_classifier(folder)
