@@ -352,8 +352,8 @@ class MainWindow(QtWidgets.QMainWindow):
             if asf:
                 self.open_paths([path], asf=asf)
                 return
-        text = str(exc) if isinstance(exc, SkelvizError) else f"{type(exc).__name__}: {exc}"
-        self.report_error(f"Cannot open {Path(path).name}", text + "\n\nThe clips loaded before are kept.")
+        self.report_error(f"Cannot open {Path(path).name}",
+                          _failure_text(exc, path) + "\n\nThe clips loaded before are kept.")
 
     def load_demo_data(self, show: bool = True) -> None:
         self.loading += 1
@@ -412,14 +412,14 @@ class MainWindow(QtWidgets.QMainWindow):
     def _start_classifier_load(self, loader, args, source: str, defended: bool, label: str) -> None:
         clips = [c for c in (self.session.scene.clip(s) for s in "AB") if c is not None]
         self.loading += 1
-        task = self.workers.start(_load_checked, loader, args, clips, name=f"load {label}")
+        task = self.workers.start(_load_checked, loader, args, clips, source, name=f"load {label}")
         if defended:
             task.succeeded.connect(lambda clf: self.session.set_defended(clf, source))
         else:
             task.succeeded.connect(lambda clf: self.session.set_classifier(clf, source))
         task.failed.connect(
             lambda exc: self.report_error(
-                f"Cannot use {label}", f"{exc}\n\nThe classifier loaded before is kept."
+                f"Cannot use {label}", f"{_failure_text(exc, source)}\n\nThe classifier loaded before is kept."
             )
         )
         task.finished.connect(self._loading_done)
@@ -513,9 +513,21 @@ class MainWindow(QtWidgets.QMainWindow):
         )
 
 
-def _load_checked(loader, args, clips: list[Clip]):
-    """Load a classifier and check that it can read the clips on screen (runs in a worker)."""
+def _failure_text(exc: BaseException, source: str) -> str:
+    """What failed, naming the file: a project error names it already; anything else is prefixed with it."""
+    text = str(exc) if isinstance(exc, SkelvizError) else f"{type(exc).__name__}: {exc}"
+    return text if source in text else f"{source}: {text}"
+
+
+def _load_checked(loader, args, clips: list[Clip], source: str = "the classifier"):
+    """Load a classifier and check that it can read the clips on screen (runs in a worker).
+
+    The loader refuses unreadable files and damaged weights (engine.models.checkpoint.load_classifier); the
+    classifier must also give finite outputs, the same checks the commands make (engine.validation)."""
+    from engine.validation import check_outputs
+
     clf = loader(*args)
+    check_outputs(clf, source)
     for clip in clips:
         try:
             api.model_input(clf, clip)

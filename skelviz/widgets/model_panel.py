@@ -7,6 +7,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from engine import api
+from engine.devices import model_device
 from skelviz.render.colors import SLOT_COLOURS, swatch
 
 
@@ -114,7 +115,7 @@ class ModelPanel(QtWidgets.QWidget):
             return
         pre = getattr(clf, "preprocessing", None)
         pre_text = ", ".join(f"{k} {v}" for k, v in pre.to_dict().items()) if pre is not None else ""
-        device = next((str(p.device) for p in clf.parameters()), "cpu")
+        device = model_device(clf)
         self.info.setText(
             f"<b>{getattr(clf, 'arch', type(clf).__name__)}</b> on <b>{clf.skeleton.name}</b>, "
             f"{len(clf.class_names)} classes, device {device}<br>"
