@@ -77,9 +77,10 @@ def create_window(files: list[str] | None = None, store=None, error_reporter=Non
         window.load_demo_data()
     if demo:
         try:
-            from engine.assets import DEMO_CHECKPOINTS, asset_path
+            from engine.assets import asset_path
+            from engine.assets import demo as default_demo
 
-            asset_path(DEMO_CHECKPOINTS["stgcn"])
+            asset_path(default_demo().checkpoints["stgcn"])
         except SkelvizError as exc:
             window.show_status(str(exc))
         else:

@@ -17,6 +17,7 @@ from engine.data import Clip
 from engine.skeletons import Skeleton
 from skelviz.render.colors import BACKGROUND, GRID_COLOUR
 from skelviz.render.skeleton_visual import SkeletonVisual, to_gl
+from skelviz.render.view import fit_distance
 
 BONE_COLOUR = (0.92, 0.92, 0.95, 1.0)
 
@@ -54,12 +55,17 @@ class StimulusView(gl.GLViewWidget):
         gl_pos = to_gl(positions, skeleton.up_axis).reshape(-1, 3)
         lo, hi = gl_pos.min(0), gl_pos.max(0)
         centre = (lo + hi) / 2
-        extent = float(max(np.max(hi - lo), 1.0))
         size = float(np.ceil(max(hi[0] - lo[0], hi[1] - lo[1]) + 2.0))
         self.grid.setSize(size, size, 1)
         self.grid.resetTransform()
         self.grid.translate(float(centre[0]), float(centre[1]), float(lo[2]))  # the floor under the lowest point
-        self.setCameraPosition(pos=QtGui.QVector3D(*map(float, centre)), distance=1.9 * extent, elevation=12,
+        # A fixed camera (the same for every participant) that frames the whole motion tightly: the box's
+        # projection is fitted to the view, not its largest side (which left a standing person small).
+        # (pyqtgraph's own projection, used here, takes ``fov`` as the horizontal field of view.)
+        aspect = self.width() / max(self.height(), 1) if self.isVisible() else 16 / 9
+        vertical_fov = 2 * np.degrees(np.arctan(np.tan(np.radians(self.opts["fov"]) / 2) / aspect))
+        distance = fit_distance(lo, hi, 12.0, -90.0, vertical_fov, aspect)
+        self.setCameraPosition(pos=QtGui.QVector3D(*map(float, centre)), distance=distance, elevation=12,
                                azimuth=-90)
         self.skeleton.set_clip(clip)
         self.skeleton.set_frame(0, force=True)

@@ -20,6 +20,31 @@ PRESETS = {
     "top": (90.0, -90.0),
 }
 PICK_RADIUS_PX = 12.0
+FRAME_MARGIN = 1.15  # the framed box fills 1/1.15 of the narrower side of the view
+
+
+def fit_distance(lo: np.ndarray, hi: np.ndarray, elevation: float, azimuth: float, fov_deg: float,
+                 aspect: float, margin: float = FRAME_MARGIN) -> float:
+    """Camera distance at which the GL-space box ``lo``–``hi``, centred in the view, just fits a perspective view
+    with vertical field of view ``fov_deg`` and width/height ``aspect`` seen from ``elevation``/``azimuth``.
+
+    Each corner of the box is projected onto the camera's right, up and viewing axes (pyqtgraph's orbit
+    convention: the camera sits at ``centre + distance * (cos e cos a, cos e sin a, sin e)``); a corner at depth
+    ``d`` towards the camera and ``r`` to the side fits when ``r <= (distance - d) * tan(half-angle)``. Fitting
+    the projection, not the box's diagonal, is what frames a standing person tightly.
+    """
+    e, a = np.radians(elevation), np.radians(azimuth)
+    back = np.array([np.cos(e) * np.cos(a), np.cos(e) * np.sin(a), np.sin(e)])  # centre → camera
+    right = np.array([-np.sin(a), np.cos(a), 0.0])
+    up = np.cross(back, right)
+    centre = (np.asarray(lo, np.float64) + np.asarray(hi, np.float64)) / 2
+    half = (np.asarray(hi, np.float64) - np.asarray(lo, np.float64)) / 2
+    corners = centre + half * np.array([[i, j, k] for i in (-1, 1) for j in (-1, 1) for k in (-1, 1)])
+    rel = corners - centre
+    tan_v = np.tan(np.radians(fov_deg) / 2) / margin
+    tan_h = tan_v * aspect
+    need = np.maximum(np.abs(rel @ right) / tan_h, np.abs(rel @ up) / tan_v) + rel @ back
+    return float(max(need.max(), 0.5))
 
 
 class SkeletonGLView(gl.GLViewWidget):
@@ -45,6 +70,11 @@ class SkeletonGLView(gl.GLViewWidget):
         self.secondary = SkeletonVisual(self, secondary_colour, width=2.5)
         self.secondary.set_visible(False)
         self._bounds: tuple[np.ndarray, np.ndarray] | None = None
+        # What the camera frames and follows: the performer's extent around its root and the root's path
+        # (GL space, one row per frame); None frames the whole box (see set_framing).
+        self._body: tuple[np.ndarray, np.ndarray] | None = None
+        self._path: np.ndarray | None = None
+        self.follow = True
         self._hovered = -1
         self._press_pos: QtCore.QPointF | None = None
         self.setCameraPosition(distance=4.0, elevation=PRESETS["default"][0], azimuth=PRESETS["default"][1])
@@ -63,17 +93,37 @@ class SkeletonGLView(gl.GLViewWidget):
         cx, cy = (lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2
         self.grid.translate(round(cx / spacing) * spacing, round(cy / spacing) * spacing, lo[2])
 
-    def reset_camera(self, preset: str = "default") -> None:
+    def set_framing(self, body_lo: np.ndarray, body_hi: np.ndarray, path: np.ndarray) -> None:
+        """Frame the performer: its extent ``body_lo``–``body_hi`` relative to its root over the whole clip, placed
+        at the root's position ``path[frame]`` (T, 3); with :attr:`follow` the camera's centre moves with the
+        root during playback, so a walker stays in view at the size it was framed."""
+        self._body = (np.asarray(body_lo, np.float64), np.asarray(body_hi, np.float64))
+        self._path = np.asarray(path, np.float64).reshape(-1, 3)
+
+    def _framed_box(self, frame: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
+        if self._body is not None and self._path is not None and len(self._path):
+            root = self._path[min(max(frame, 0), len(self._path) - 1)]
+            return root + self._body[0], root + self._body[1]
+        return self._bounds
+
+    def follow_frame(self, frame: int) -> None:
+        """Keep the framed performer at the centre of the view at ``frame`` (when :attr:`follow` is on)."""
+        box = self._framed_box(frame) if self.follow and self._path is not None else None
+        if box is None:
+            return
+        centre = (box[0] + box[1]) / 2
+        self.opts["center"] = QtGui.QVector3D(*map(float, centre))
+        self.update()
+
+    def reset_camera(self, preset: str = "default", frame: int = 0) -> None:
         elevation, azimuth = PRESETS[preset]
-        if self._bounds is not None:
-            lo, hi = self._bounds
+        box = self._framed_box(frame)
+        if box is not None:
+            lo, hi = box
             centre = (lo + hi) / 2
-            extent = float(np.linalg.norm(hi - lo))
-            # Fit the box's diagonal into the narrower field of view with some margin (``fov`` is vertical
-            # here, see projectionMatrix; a view taller than wide sees less horizontally).
-            aspect = min(1.0, self.width() / max(self.height(), 1))
-            half = math.tan(math.radians(self.opts["fov"]) / 2) * aspect
-            distance = max(extent, 0.5) / (2 * half) * 1.05
+            # ``fov`` is vertical here (see projectionMatrix): a view wider than tall sees more horizontally.
+            aspect = self.width() / max(self.height(), 1)
+            distance = fit_distance(lo, hi, elevation, azimuth, self.opts["fov"], aspect)
             self.setCameraPosition(
                 pos=QtGui.QVector3D(*map(float, centre)), distance=distance, elevation=elevation, azimuth=azimuth
             )

@@ -19,8 +19,9 @@ class DataPanel(QtWidgets.QWidget):
         self.open_button.setToolTip("Open a motion file or dataset (BVH, ASF/AMC, NTU .skeleton, HDF5, npz)")
         self.open_button.clicked.connect(ctx.open_dialog)
         self.demo_button = QtWidgets.QPushButton("Demo data", self)
-        self.demo_button.setToolTip("Load the synthetic demo dataset shipped with skelviz")
-        self.demo_button.clicked.connect(ctx.load_demo_data)
+        self.demo_button.setToolTip("Open the CMU demo (real motion capture) with its ST-GCN; "
+                                    "File → Open demo also has the synthetic demo")
+        self.demo_button.clicked.connect(lambda _checked=False: ctx.open_demo())
         self.filter = QtWidgets.QLineEdit(self)
         self.filter.setPlaceholderText("Filter by name or label")
         self.filter.setClearButtonEnabled(True)

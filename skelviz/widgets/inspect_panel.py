@@ -37,6 +37,20 @@ class _ClickablePlot(pg.PlotWidget):
         self.clicked.emit(p.x(), p.y())
 
 
+INTRO = (
+    "<p><b>Where and when does the attack change the motion?</b></p>"
+    "<p>After an attack (Attack panel → <i>Run attack</i>), or with two clips of the same skeleton and length in "
+    "the two views, this area compares the right clip with the left one:</p>"
+    "<ul><li><b>heat map</b>: a deviation (bone-length change, joint displacement, velocity or acceleration "
+    "difference) for every bone or joint and frame; click it to go to that frame;</li>"
+    "<li><b>dynamics of one joint</b>: its velocity and acceleration difference over time (click a joint in a "
+    "view or a bar to choose it);</li>"
+    "<li><b>perturbation per joint</b>: the mean displacement of every joint in millimetres; hover a bar for "
+    "its joint's name.</li></ul>"
+    "<p>SMART keeps these small by penalising changes in bone length and in the motion's dynamics.</p>"
+)
+
+
 class InspectPanel(QtWidgets.QWidget):
     def __init__(self, ctx, parent=None) -> None:
         super().__init__(parent)
@@ -54,6 +68,12 @@ class InspectPanel(QtWidgets.QWidget):
         self.quantity_box.currentIndexChanged.connect(lambda _i: self.refresh())
         self.message = QtWidgets.QLabel(self)
         self.message.setObjectName("inspectMessage")
+        self.intro = QtWidgets.QLabel(INTRO, self)
+        self.intro.setObjectName("inspectIntro")
+        self.intro.setWordWrap(True)
+        self.intro.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        self.intro.setAlignment(QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignTop)
+        self.intro.setContentsMargins(8, 8, 8, 8)
 
         self.heatmap = _ClickablePlot(self)
         self.heatmap.setObjectName("heatmap")
@@ -85,6 +105,13 @@ class InspectPanel(QtWidgets.QWidget):
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.75, brush=pg.mkBrush("#ff7a52"))
         self.bar_plot.addItem(self.bars)
         self.bar_plot.clicked.connect(lambda x, _y: self._select_joint(x))
+        # Every joint's name on hover (25 long names do not fit under the bars as tick labels).
+        self.bar_label = pg.TextItem(anchor=(0.5, 1.0), color="#e6e6e6", fill=pg.mkBrush(30, 32, 36, 220))
+        self.bar_label.setZValue(10)
+        self.bar_label.hide()
+        self.bar_plot.addItem(self.bar_label, ignoreBounds=True)
+        self.bar_plot.scene().sigMouseMoved.connect(self._on_bar_hover)
+        self._bar_heights: np.ndarray | None = None
 
         top = QtWidgets.QHBoxLayout()
         top.addWidget(QtWidgets.QLabel("Heat map of", self))
@@ -103,6 +130,7 @@ class InspectPanel(QtWidgets.QWidget):
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addLayout(top)
+        lay.addWidget(self.intro, 1)
         lay.addWidget(split, 1)
         lay.addStretch(0)
 
@@ -146,11 +174,11 @@ class InspectPanel(QtWidgets.QWidget):
     def refresh(self) -> None:
         dev = self.scene.deviations
         self.plots.setVisible(dev is not None)
+        self.intro.setVisible(dev is None)
         if dev is None:
-            self.message.setText(
-                "Shows where and when the right clip deviates from the left one: run an attack, or show two clips "
-                "of the same skeleton and length."
-            )
+            self.message.setText("")
+            self._bar_heights = None
+            self.bar_label.hide()
             self.heat_image.clear()
             self.bars.setOpts(x=[], height=[])
             self.vel_curve.setData([], [])
@@ -183,14 +211,33 @@ class InspectPanel(QtWidgets.QWidget):
         self.heatmap.getViewBox().autoRange(padding=0)
         mm = dev.position.mean(axis=0) * 1000.0
         self.bars.setOpts(x=np.arange(len(mm)), height=mm, width=0.75)
+        self._bar_heights = mm
         room = max(1, int(self.bar_plot.getViewBox().width() // 70))
         step = max(1, int(np.ceil(len(mm) / room)))
         self.bar_plot.getAxis("bottom").setTicks(
             [[(i, n) for i, n in enumerate(sk.joint_names) if i % step == 0], [(i, "") for i in range(len(mm))]]
         )
-        self.bar_plot.setToolTip("Click a bar to select that joint")
+        self.bar_plot.setToolTip("Hover a bar for its joint; click it to select that joint")
         self._refresh_joint()
         self._on_frame(self.session.playback.frame)
+
+    def joint_under(self, scene_pos) -> int | None:
+        """The joint whose bar is under ``scene_pos`` (a point in the bar plot's scene), or None."""
+        vb = self.bar_plot.getViewBox()
+        if self._bar_heights is None or not vb.sceneBoundingRect().contains(scene_pos):
+            return None
+        j = int(round(vb.mapSceneToView(scene_pos).x()))
+        return j if 0 <= j < len(self._bar_heights) else None
+
+    def _on_bar_hover(self, scene_pos) -> None:
+        j = self.joint_under(scene_pos)
+        if j is None:
+            self.bar_label.hide()
+            return
+        name = self.scene.clip("B").skeleton.joint_names[j]
+        self.bar_label.setText(f"{name}\n{self._bar_heights[j]:.1f} mm")
+        self.bar_label.setPos(j, float(self._bar_heights[j]))
+        self.bar_label.show()
 
     def _refresh_joint(self) -> None:
         dev = self.scene.deviations

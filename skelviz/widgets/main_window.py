@@ -9,6 +9,7 @@ from pathlib import Path
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from engine import api
+from engine.assets import DEFAULT_DEMO, DEMOS
 from engine.data import Clip
 from engine.errors import CheckpointError, MissingCompanionFileError, SkelvizError
 from skelviz.model.scene import COLOUR_MODES
@@ -160,8 +161,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.trails_action = self._action(
             "Trails", self._set_trails, "T", True, s.show_trails, "Show trails of the end joints"
         )
+        self.follow_action = self._action(
+            "Follow", self.views.set_follow, "F", True, True, "Keep the performer centred while the clip plays"
+        )
         self.reset_action = self._action("Reset view", lambda: self.views.reset_cameras("default"), "R")
-        for act in (self.overlay_action, self.link_action, self.grid_action, self.trails_action):
+        for act in (self.overlay_action, self.link_action, self.grid_action, self.trails_action, self.follow_action):
             tb.addAction(act)
         tb.addSeparator()
         tb.addAction(self.reset_action)
@@ -194,7 +198,9 @@ class MainWindow(QtWidgets.QMainWindow):
         file = bar.addMenu("&File")
         file.addAction(self._action("&Open…", self.open_dialog, QtGui.QKeySequence.StandardKey.Open))
         self.recent_menu = file.addMenu("Open &recent")
-        file.addAction(self._action("Load &demo data", self.load_demo_data))
+        demo_menu = file.addMenu("Open &demo")
+        for key, demo in DEMOS.items():
+            demo_menu.addAction(self._action(demo.title, lambda _=False, k=key: self.open_demo(k)))
         file.addSeparator()
         file.addAction(self._action("Load &checkpoint…", self.load_checkpoint_dialog, "Ctrl+K"))
         file.addSeparator()
@@ -203,7 +209,7 @@ class MainWindow(QtWidgets.QMainWindow):
         file.addSeparator()
         file.addAction(self._action("&Quit", self.close, QtGui.QKeySequence.StandardKey.Quit))
         view = bar.addMenu("&View")
-        for act in (self.overlay_action, self.link_action, self.grid_action, self.trails_action):
+        for act in (self.overlay_action, self.link_action, self.grid_action, self.trails_action, self.follow_action):
             view.addAction(act)
         view.addSeparator()
         view.addAction(self.reset_action)
@@ -355,9 +361,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.report_error(f"Cannot open {Path(path).name}",
                           _failure_text(exc, path) + "\n\nThe clips loaded before are kept.")
 
-    def load_demo_data(self, show: bool = True) -> None:
+    def open_demo(self, demo: str | None = None) -> None:
+        """Open a shipped demo (:data:`engine.assets.DEMOS`) with its ST-GCN, so predictions mean something."""
+        self.load_demo_data(demo=demo)
+        self.load_demo_classifier("stgcn", demo=demo)
+
+    def load_demo_data(self, show: bool = True, demo: str | None = None) -> None:
         self.loading += 1
-        task = self.workers.start(api.demo_dataset, name="demo data")
+        task = self.workers.start(api.demo_dataset, demo, name="demo data")
         task.succeeded.connect(lambda ds: self._on_opened_demo(ds, show))
         task.failed.connect(lambda exc: self.report_error("Cannot load the demo data", str(exc)))
         task.finished.connect(self._loading_done)
@@ -404,9 +415,10 @@ class MainWindow(QtWidgets.QMainWindow):
             api.load_classifier, (str(path), self.settings.device), str(path), defended, Path(path).name
         )
 
-    def load_demo_classifier(self, arch: str = "stgcn") -> None:
+    def load_demo_classifier(self, arch: str = "stgcn", demo: str | None = None) -> None:
+        name = f"{demo or DEFAULT_DEMO} demo {arch}"
         self._start_classifier_load(
-            api.demo_classifier, (arch, self.settings.device), f"demo {arch} checkpoint", False, f"demo {arch}"
+            api.demo_classifier, (arch, self.settings.device, demo), f"{name} checkpoint", False, name
         )
 
     def _start_classifier_load(self, loader, args, source: str, defended: bool, label: str) -> None:
@@ -508,9 +520,17 @@ class MainWindow(QtWidgets.QMainWindow):
         QtWidgets.QMessageBox.about(
             self,
             "About skelviz",
-            "skelviz: adversarial robustness of skeleton-based action recognition.\n"
-            "SMART and BASAR attacks, BEAT defence, 3D inspection and perceptual studies.",
+            ABOUT_TEXT,
         )
+
+
+ABOUT_TEXT = (
+    "<p><b>skelviz</b>: adversarial robustness of skeleton-based action recognition. SMART and BASAR attacks, "
+    "BEAT defence, 3D inspection and perceptual studies.</p>"
+    "<p>The CMU demo (File → Open demo) is real motion capture from the CMU Graphics Lab Motion Capture "
+    "Database: <i>The data used in this project was obtained from mocap.cs.cmu.edu. The database was created "
+    "with funding from NSF EIA-0196217.</i> The synthetic demo is generated by skelviz (no person recorded).</p>"
+)
 
 
 def _failure_text(exc: BaseException, source: str) -> str:

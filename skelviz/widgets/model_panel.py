@@ -54,6 +54,16 @@ class ProbabilityChart(pg.PlotWidget):
         bar.setOpts(x0=np.zeros(len(probs)), y=y, width=np.asarray(probs), height=0.38)
 
 
+#: (demo, architecture, menu title) of the demo checkpoints offered (engine.assets.DEMOS).
+DEMO_MODELS = (
+    ("cmu", "stgcn", "ST-GCN (CMU demo)"),
+    ("cmu", "ctrgcn", "CTR-GCN (CMU demo)"),
+    ("cmu", "mlp", "MLP (CMU demo)"),
+    ("synthetic", "stgcn", "ST-GCN (synthetic demo)"),
+    ("synthetic", "ctrgcn", "CTR-GCN (synthetic demo)"),
+)
+
+
 class ModelPanel(QtWidgets.QWidget):
     def __init__(self, ctx, parent=None) -> None:
         super().__init__(parent)
@@ -63,10 +73,10 @@ class ModelPanel(QtWidgets.QWidget):
         self.load_button = QtWidgets.QPushButton("Load checkpoint…", self)
         self.load_button.clicked.connect(ctx.load_checkpoint_dialog)
         self.demo_box = QtWidgets.QComboBox(self)
-        self.demo_box.setToolTip("Demo classifiers trained on the demo dataset")
+        self.demo_box.setToolTip("Demo classifiers: trained on the CMU demo (real motion) or on the synthetic demo")
         self.demo_box.addItem("Demo model…", None)
-        self.demo_box.addItem("ST-GCN (demo)", "stgcn")
-        self.demo_box.addItem("CTR-GCN (demo)", "ctrgcn")
+        for demo, arch, title in DEMO_MODELS:
+            self.demo_box.addItem(title, (demo, arch))
         self.demo_box.activated.connect(self._on_demo)
         self.device_box = QtWidgets.QComboBox(self)
         self.device_box.setObjectName("deviceBox")
@@ -103,10 +113,11 @@ class ModelPanel(QtWidgets.QWidget):
         self._on_classifier(self.session.classifier)
 
     def _on_demo(self, index: int) -> None:
-        arch = self.demo_box.itemData(index)
+        choice = self.demo_box.itemData(index)
         self.demo_box.setCurrentIndex(0)
-        if arch:
-            self.ctx.load_demo_classifier(arch)
+        if choice:
+            demo, arch = choice
+            self.ctx.load_demo_classifier(arch, demo=demo)
 
     def _on_classifier(self, clf) -> None:
         if clf is None:

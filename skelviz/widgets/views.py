@@ -128,9 +128,16 @@ class ViewsWidget(QtWidgets.QWidget):
         for s in SLOTS:
             self._syncing = True
             try:
-                self.view(s).reset_camera(preset)
+                self.view(s).reset_camera(preset, self.scene.frame_for(s, self.playback.frame))
             finally:
                 self._syncing = False
+
+    def set_follow(self, on: bool) -> None:
+        """Whether the cameras follow the performer's root during playback (the framing stays)."""
+        for s in SLOTS:
+            self.view(s).follow = bool(on)
+        if on:
+            self._on_frame_changed(self.playback.frame)
 
     # -- model events -------------------------------------------------------------------------------------
     def _visuals_of(self, slot: str):
@@ -172,8 +179,11 @@ class ViewsWidget(QtWidgets.QWidget):
             and 0.7 < np.linalg.norm(hi - lo) / max(np.linalg.norm(self._bounds[1] - self._bounds[0]), 1e-6) < 1.4
         )
         self._bounds = (lo, hi)
+        framing = self._performer_framing()
         for s in SLOTS:
             self.view(s).set_bounds(lo, hi)
+            if framing is not None:
+                self.view(s).set_framing(*framing)
         if not similar:
             self.reset_cameras()
 
@@ -216,11 +226,23 @@ class ViewsWidget(QtWidgets.QWidget):
         for visual in self._visuals_of("B"):
             visual.set_bone_colours(rgba)
 
+    def _performer_framing(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The left clip's main performer (else the right one's): its extent around its root over every frame and
+        its root's path, in GL space (what the cameras frame and follow)."""
+        clip = self.scene.clip("A") or self.scene.clip("B")
+        if clip is None:
+            return None
+        pts = to_gl(clip.positions, clip.skeleton.up_axis)  # (T, V, 3)
+        path = pts[:, clip.skeleton.root]
+        rel = pts - path[:, None]
+        return rel.min(axis=(0, 1)), rel.max(axis=(0, 1)), path
+
     def _on_frame_changed(self, frame: int) -> None:
         for s in SLOTS:
             f = self.scene.frame_for(s, frame)
             for visual in self._visuals_of(s):
                 visual.set_frame(f)
+            self.view(s).follow_frame(self.scene.frame_for("A" if self.scene.clip("A") is not None else "B", frame))
         self._apply_colours(self.scene.frame_for("B", frame))
 
     def _on_selection_changed(self, joint) -> None:

@@ -102,12 +102,12 @@ def _small_classifier(class_names, seed: int = 0):
 
 @pytest.fixture(scope="session")
 def classifier(dataset):
-    """The demo ST-GCN when shipped, else a small seeded network over the fixture dataset's classes."""
+    """The synthetic demo's ST-GCN when shipped, else a small seeded network over the fixture dataset's classes."""
     from engine import api
     from engine.errors import SkelvizError
 
     try:
-        clf = api.demo_classifier("stgcn")
+        clf = api.demo_classifier("stgcn", demo="synthetic")
         if list(clf.class_names) == list(dataset.class_names):
             return clf
     except (SkelvizError, ImportError):

@@ -30,7 +30,9 @@ def test_smart_attack_from_the_attack_panel_changes_the_view_and_the_prediction(
     w.show()
     qtbot.waitUntil(lambda: w.loading == 0, timeout=30000)
     scene = w.session.scene
-    assert scene.clip("A") is not None and w.session.collections[0].name == "demo"
+    # The app opens on the real CMU demo with its ST-GCN (File → Open demo has the synthetic one).
+    assert scene.clip("A") is not None and w.session.collections[0].name == "cmu demo"
+    assert scene.clip("A").provenance.details.get("cmu8_clip")
     if w.session.classifier is None:  # the demo checkpoint is not installed: use the fixture's
         w.session.set_classifier(classifier, "test classifier")
     qtbot.waitUntil(lambda: scene.probs("A") is not None, timeout=20000)

@@ -291,6 +291,28 @@ def test_inspect_panel_heat_map_and_click_to_scrub(window, qtbot):
     assert vel[20] > 1.0 and vel[25] > 1.0 and vel[:20].max() == 0 and vel[21:25].max() == 0
 
 
+def test_inspect_panel_explains_itself_and_names_every_joint_on_hover(window, qtbot):
+    panel = window.inspect_panel
+    window.session.scene.set_clip("B", None, "")
+    panel.refresh()
+    assert not panel.intro.isHidden() and panel.plots.isHidden()
+    assert "Run attack" in panel.intro.text() and "hover a bar" in panel.intro.text()
+    a = window.session.scene.clip("A")
+    moved = a.positions.copy()
+    moved[:, a.skeleton.index("LeftFoot")] += [0.0, 0.02, 0.0]
+    window.show_clip("B", a.with_positions(moved), "modified")
+    panel.refresh()
+    assert panel.intro.isHidden() and not panel.plots.isHidden()
+    qtbot.wait(100)
+    vb = panel.bar_plot.getViewBox()
+    for name in a.skeleton.joint_names:  # every joint, not only those with a tick label
+        j = a.skeleton.index(name)
+        scene_pos = vb.mapViewToScene(QtCore.QPointF(j, 0.5 * float(panel.bars.opts["height"].max())))
+        assert panel.joint_under(scene_pos) == j
+        panel._on_bar_hover(scene_pos)
+        assert panel.bar_label.isVisible() and panel.bar_label.textItem.toPlainText().startswith(name + "\n")
+
+
 # -- export --------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("suffix", [".h5", ".bvh", ".npz"])
 def test_export_clip_in_every_format(window, tmp_path, suffix):

@@ -193,3 +193,38 @@ def test_playback_drives_both_views(views):
     np.testing.assert_allclose(
         views.view("B").primary.joint_positions(), to_gl(a.positions[33] + 0.1, "y"), atol=1e-6
     )
+
+
+def test_camera_frames_a_walker_on_load_and_follows_it(views, formats_dir):
+    """A real CMU walk (several metres of travel) is framed on load: the performer is centred and fills most of
+    the view's height; during playback the camera follows it, so it stays framed at the far end of the walk."""
+    from engine.data import map_clip
+    from engine.io import load_clip
+
+    clip = map_clip(load_clip(formats_dir / "bvh" / "131_01.bvh"), "hdm05_25")
+    views.scene.set_clip("A", clip)
+    view = views.view("A")
+
+    def box(frame):
+        view.primary.set_frame(frame)
+        px = view.project(view.primary.joint_positions(), (view.width(), view.height()))
+        return px.min(0), px.max(0)
+
+    lo, hi = box(0)
+    height = hi[1] - lo[1]
+    centre = (lo + hi) / 2
+    # (The framed extent is the performer's over the whole clip, which crouches and turns: about 40 % here; the
+    # whole-trajectory framing this replaced left it at about 20 %, off-centre.)
+    assert 0.33 * view.height() < height < 0.95 * view.height(), (lo, hi, view.height())
+    assert abs(centre[0] - view.width() / 2) < 0.15 * view.width() and lo[0] > 0 and hi[0] < view.width()
+    last = clip.num_frames - 1
+    views.playback.seek(last)
+    lo, hi = box(last)
+    assert lo[0] > 0 and hi[0] < view.width() and lo[1] > 0 and hi[1] < view.height(), (lo, hi)
+    # Without following, the camera stays where it framed the first frame and the walker moves off that spot.
+    views.set_follow(False)
+    views.playback.seek(0)
+    views.reset_cameras()
+    views.playback.seek(last)
+    lo2, hi2 = box(last)
+    assert np.linalg.norm((lo2 + hi2) / 2 - (lo + hi) / 2) > 0.1 * view.width()
