@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from engine import skeletons  # noqa: E402
-from engine.attacks.smart import SMART  # noqa: E402
+from engine.attacks import build  # noqa: E402
 from engine.models import Classifier, build_model  # noqa: E402
 from engine.models.base import preset_kwargs  # noqa: E402
 
@@ -64,7 +64,7 @@ def measure(model, x, y, iters: int, repeats: int) -> tuple[float, float, float,
     k = model.num_classes
 
     def run(n_iter: int) -> tuple[float, bool]:
-        attack = SMART(model, strategy="abn", top_n=k - 1, iterations=n_iter, refine_steps=0)
+        attack = build("smart", model, strategy="abn", top_n=k - 1, iterations=n_iter, refine_steps=0)
         _sync(x.device)
         t0 = time.perf_counter()
         r = attack(x, y)

@@ -363,6 +363,31 @@ def _recording(classifier):
     return Recorder(classifier)
 
 
+def _start_pool(classifier, pool, exclude=None, limit: int = 64):
+    """``(clips (P, 3, T, V, M), labels (P,))`` of the labelled clips of ``pool`` as ``classifier`` takes them
+    (its first window each), at most ``limit``; None when none is usable."""
+    import torch
+
+    xs, ys = [], []
+    for c in pool:
+        if len(xs) >= limit:
+            break
+        if c is exclude or c.label is None:
+            continue
+        k = class_index(classifier, c.label)
+        if k is None:
+            continue
+        try:
+            xs.append(_to_tensor(model_input(classifier, c), _num_bodies(classifier)))
+        except SkelvizError as exc:
+            log.debug("start pool: %s skipped (%s)", c.title, exc)
+            continue
+        ys.append(k)
+    if not xs:
+        return None
+    return torch.cat(xs), torch.as_tensor(ys, dtype=torch.long)
+
+
 def run_attack(
     method: str,
     classifier,
@@ -378,6 +403,7 @@ def run_attack(
     preprocessed: bool = False,
     live_every: float = 0.1,
     preset: str | None = None,
+    pool=None,
 ) -> AttackOutcome:
     """Attack one clip with ``method`` and report progress as plain values.
 
@@ -387,6 +413,10 @@ def run_attack(
     at most every ``live_every`` seconds, ``info["adversarial"]`` (T, V, 3) positions and ``info["probs"]``
     (C,) class probabilities of the current adversarial clip. ``cancel()`` is checked every iteration
     (raising :class:`~engine.errors.CancelledError`). Raises :class:`AttackError` for impossible requests.
+
+    ``pool``: labelled clips (a ClipDataset or a list of Clips, e.g. the dataset the clip came from) that a
+    decision-based attack may start from (BASAR's ``starts``): a targeted BASAR needs a clip of the target
+    class to start from. Unused by attacks that take no start clips.
     """
     import torch
 
@@ -455,6 +485,10 @@ def run_attack(
 
     from engine.attacks.base import build
 
+    if pool is not None and "starts" in cls.resources:
+        starts = _start_pool(classifier, pool, exclude=clip)
+        if starts is not None:
+            kwargs["starts"], kwargs["start_labels"] = starts
     attack = build(method, recorder, preset=preset, progress=on_progress, cancel=cancel, **kwargs)
     t0 = time.perf_counter()
     result = attack(x, torch.tensor([y]), target=None if t_index is None else torch.tensor([t_index]))

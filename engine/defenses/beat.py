@@ -49,9 +49,13 @@ SGLD for ``x̃`` (``sgld_steps`` steps)::
 
 with ``η = sgld_lr`` (metres), ``σ = sgld_noise`` (metres). The classifier's gradient is divided by its
 root-mean-square coordinate (per sample; a diagonal preconditioner, as SMART normalises its gradients), so
-``η`` is a length whatever the scale of the logits of the architecture; ``λ`` (1/m) is then the stiffness of the
-skeleton distance: the position term alone pulls each coordinate back by ``2ηλ`` of its offset per step, so
-the chains settle about ``1/(2λ)`` (1 cm at the default) from ``x`` along the normalised gradient.
+``η`` is a length whatever the scale of the logits of the architecture. ``λ`` (1/m) weighs the skeleton
+distance, but its pull is weak: ``d`` averages over the T frames, so the gradient of its position term is
+``2δ/T`` (not ``2δ``; an earlier version of this docstring said ``2δ`` and a 1 cm equilibrium), and one SGLD
+step pulls each coordinate back by only ``2ηλ/T`` of its offset: 0.0033 at the defaults (T = 60), 60× less
+than that docstring claimed. What actually bounds the adversaries is the short chain: ``sgld_steps`` steps
+of at most ``η`` per coordinate along the normalised gradient (10 × 2 mm = 2 cm RMS), plus the noise
+(``σ·√steps`` ≈ 6 mm) and the uniform start (±``init_noise`` = ±1 cm).
 The ``p(x)`` negatives use the same step on ``logsumexp h``.
 
 Posterior over ``f``: SG-HMC (Chen, Fox and Guestrin, ICML 2014) on the loss above (scaled by the number of
@@ -62,7 +66,8 @@ epochs one sample is kept at the end of every ``thin`` epochs until ``num_sample
 Prediction: Bayesian model averaging over the N kept samples, ``p(y|x) ≈ 1/N Σ_i softmax(h_θi(x))``; the
 defended model's ``forward`` returns ``log p(y|x)`` (so argmax and softmax behave as for any classifier).
 
-Defaults (ours unless said; the paper's HDM05 runs: 5 posterior samples, 20 epochs):
+Defaults (the ``"runner-up"`` preset: ours unless said; the paper's HDM05 runs: 5 posterior samples, 20
+epochs):
 
 ================= ======= ====================================================================================
 ``num_samples``   5       paper / code (``--bayesianModelNum 5``)
@@ -85,8 +90,24 @@ windows, BEAT costs 6 points of clean accuracy and does not resist SMART (0%), a
 frozen features cannot undo a perturbation that already moved the features. Adversarial fine-tuning of every
 weight (MART) does better there.
 
-Differences from the published code (``EBMATrainer.py``, ``BayesianClassifier.py``), where we follow the
-paper: the code appends ``f`` to ``g``'s *logits* (``f(relu(g(x))) + relu(g(x))``), we use the features
+Presets (``build("beat", clf, preset=...)``, ``skelviz defend --preset``, the Defence panel):
+
+``runner-up`` (the defaults above)
+    skelviz's recipe: adversaries of the most likely wrong class, no ``p(x)`` term, head on the features.
+``published`` (the authors' code, as the project's issue 14 reads it; not re-checked against the code here)
+
+    =================== =============== ===========================================================
+    parameter           published       source
+    =================== =============== ===========================================================
+    ``adversary_class`` ``"same"``      paper's energy and code: adversaries for the true class
+    ``x_weight``        1.0             code: the ``p(x)`` term is on
+    ``head_input``      ``"logits"``    code: ``logits = relu(g(x)) + f(relu(g(x)))``
+    ``betas``           (0, 1, 1, 1)    code: distance over derivative orders 1–3 (velocity,
+                                        acceleration, jerk), no position term
+    =================== =============== ===========================================================
+
+Differences from the published code (``EBMATrainer.py``, ``BayesianClassifier.py``), where the runner-up recipe
+follows the paper: the code appends ``f`` to ``g``'s *logits* (``f(relu(g(x))) + relu(g(x))``), we use the features
 ``φ(x)`` as the paper writes; the code trains N separate appended models, each with its own SG-AdaHMC
 optimiser, we run one SG-HMC chain and thin it; the code's BMA **sums the logits** of the N models and
 takes the argmax, we average the softmax probabilities (the Bayesian predictive); the code's SGLD for ``x̃``

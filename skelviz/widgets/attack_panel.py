@@ -263,9 +263,11 @@ class AttackPanel(QtWidgets.QWidget):
         # Progress reaches the UI 4 times a second (every iteration's values, batched); the adversarial view
         # as often: enough to watch, and little work for the UI thread while the attack has the CPU.
         preset = self.preset_box.currentText() or None
+        # Decision-based attacks start from clips of other classes (the target class for SA): the open datasets.
+        pool = [c for coll in session.collections for c in coll]
         self.task = self.ctx.workers.start(
             api.run_attack, method, clf, clean, params, preprocessed=True, live_every=0.25, throttle=0.25,
-            name=f"attack {method}", preset=None if preset == "default" else preset, **kwargs,
+            name=f"attack {method}", preset=None if preset == "default" else preset, pool=pool, **kwargs,
         )
         self.task.progress.connect(self._on_progress)
         self.task.succeeded.connect(self._on_done)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,24 +20,28 @@ pytest.importorskip("pytestqt")
 import torch  # noqa: E402
 from PySide6 import QtCore, QtGui, QtWidgets  # noqa: E402
 
-from engine.attacks.base import ATTACKS, Attack, AttackResult  # noqa: E402
+from engine.attacks.base import ATTACKS, Attack, AttackResult, StrategyParams  # noqa: E402
+from engine.params import param  # noqa: E402
 from engine.errors import AttackError  # noqa: E402
 from tests.skelviz.conftest import _small_classifier  # noqa: E402
 
 pytestmark = [pytest.mark.gui, pytest.mark.gl]
 
 
+@dataclass(frozen=True)
+class DriftParams(StrategyParams):
+    iterations: int = param(40, "steps", min=1)
+    step: float = param(0.002, "drift per step", unit="m")
+    delay: float = param(0.01, "sleep per step", unit="s", min=0.0)
+
+
 class DriftAttack(Attack):
     """Test stand-in: moves every joint a little each iteration, slowly; reports losses like SMART."""
 
     threat_model = "white-box"
+    Params = DriftParams
 
     gate: threading.Event | None = None  # when set by a test, iteration 10 waits for it (the attack is mid-run)
-
-    def __init__(self, model, *, strategy: str = "ab", iterations: int = 40, step: float = 0.002, delay: float = 0.01,
-                 progress=None, cancel=None):
-        super().__init__(model, progress=progress, cancel=cancel)
-        self.iterations, self.step, self.delay = iterations, step, delay
 
     def run(self, x, y, target):
         delta = torch.zeros_like(x)
@@ -157,7 +162,7 @@ def test_attack_panel_form_follows_the_method(window, drift):
     panel.refresh_methods()
     panel.set_method("drift", "sa")
     names = [s.name for s in panel.form._specs]
-    assert names == ["iterations", "step", "delay"]
+    assert names == ["iterations", "step", "delay"]  # strategy and top N have their own widgets
     assert panel.form.values() == {"iterations": 40, "step": 0.002, "delay": 0.01}
     assert panel.target_box.isEnabled() and not panel.top_n.isEnabled()
     panel.strategy_box.setCurrentIndex(panel.strategy_box.findData("abn"))
@@ -169,6 +174,16 @@ def test_attack_panel_form_follows_the_method(window, drift):
     panel.set_method("basar")  # a decision-based attack counts its progress in queries
     assert panel.progress.format().endswith("queries")
     assert "queries" in [s.name for s in panel.form._specs]
+    # BASAR's strategies come from its typed parameters: targeted BASAR is offered (it was disabled before)
+    assert panel.strategy_box.isEnabled()
+    assert [panel.strategy_box.itemData(i) for i in range(panel.strategy_box.count())] == ["ab", "sa"]
+    # units in the labels, help and range in the tooltips, presets offered
+    panel.set_method("smart")
+    assert [panel.preset_box.itemText(i) for i in range(panel.preset_box.count())] == ["default", "published"]
+    assert any(lbl.text() == "lr (m)" for lbl in panel.form.findChildren(QtWidgets.QLabel))
+    assert "step length" in panel.form.editor("lr").toolTip()
+    panel.preset_box.setCurrentIndex(panel.preset_box.findText("published"))
+    assert panel.form.values()["iterations"] == 1000 and panel.form.values()["lr"] == pytest.approx(0.0028)
 
 
 def test_attack_runs_off_the_ui_thread_with_live_plots_and_view(window, qtbot, drift, monkeypatch):
