@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from engine.attacks import build
-from engine.data import load_cmu8_benchmark
+from engine.benchmark import load_cmu8_benchmark
 from engine.manifold import estimate_joint_angle_limits
 from engine.models.checkpoint import load_classifier
 from engine.train import train_classifier

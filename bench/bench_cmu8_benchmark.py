@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 import time
 
-from engine.data import load_cmu8_benchmark
+from engine.benchmark import load_cmu8_benchmark
 
 
 def main() -> None:

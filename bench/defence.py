@@ -31,7 +31,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from engine.data import load_cmu8_benchmark
+    from engine.benchmark import load_cmu8_benchmark
     from engine.defenses import build
     from engine.defenses.common import clean_accuracy
     from engine.defenses.robustness import evaluate_robustness

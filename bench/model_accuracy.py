@@ -34,7 +34,7 @@ import time
 
 import numpy as np
 
-from engine.data import load_cmu8_benchmark
+from engine.benchmark import load_cmu8_benchmark
 from engine.models import MODELS, preset_kwargs
 from engine.train import evaluate, train_classifier
 

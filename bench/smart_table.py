@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from engine.attack_runner import AttackJob, run_attack_job
-from engine.data import load_cmu8_benchmark
+from engine.benchmark import load_cmu8_benchmark
 from engine.models import MODELS, preset_kwargs
 from engine.train import evaluate, train_classifier
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,12 +20,12 @@ from typing import Any
 import numpy as np
 
 from engine.data import Clip, ClipDataset
+from engine.devices import model_device
 from engine.errors import AttackError, CheckpointError, DefenceError, SkelvizError, UnsupportedFormatError
+from engine.progress import CancelFn, ProgressFn
 
 log = logging.getLogger(__name__)
 
-ProgressFn = Callable[[int, int, dict], None]
-CancelFn = Callable[[], bool]
 
 __all__ = [
     "AttackOutcome",
@@ -136,14 +135,6 @@ def available_devices() -> list[str]:
     return devices
 
 
-def _device_of(model) -> Any:
-    import torch
-
-    for t in list(model.parameters()) + list(model.buffers()):
-        return t.device
-    return torch.device("cpu")
-
-
 def model_input(classifier, clip: Clip) -> Clip:
     """``clip`` as ``classifier`` takes it: mapped to its skeleton, resampled to its fps and cut to its first
     window (:meth:`Preprocessing.windows <engine.preprocessing.Preprocessing.windows>`), as a Clip in metres
@@ -191,7 +182,7 @@ def _num_bodies(classifier) -> int:
 def predict(classifier, clip: Clip, *, preprocessed: bool = False) -> np.ndarray:
     """Class probabilities (C,) that ``classifier`` gives ``clip``."""
     x_clip = clip if preprocessed else model_input(classifier, clip)
-    x = _to_tensor(x_clip, _num_bodies(classifier)).to(_device_of(classifier))
+    x = _to_tensor(x_clip, _num_bodies(classifier)).to(model_device(classifier))
     return classifier.predict_proba(x)[0].detach().cpu().numpy().astype(np.float64)
 
 
@@ -449,7 +440,7 @@ def run_attack(
     elif (strategy or "").lower() == "sa":
         raise AttackError("the SA strategy needs a target class")
 
-    device = _device_of(classifier)
+    device = model_device(classifier)
     recorder = _recording(classifier)
     last_live = [0.0]
 

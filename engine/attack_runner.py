@@ -54,12 +54,12 @@ import torch
 
 from engine import metrics, validity
 from engine.errors import AttackError, SkelvizError
+from engine.progress import ProgressFn
 
 log = logging.getLogger(__name__)
 
 SCHEMA = "skelviz.attack"
 SCHEMA_VERSION = 1
-ProgressFn = Callable[[int, int, dict], None]
 
 
 # -- data ----------------------------------------------------------------------------------------------------
@@ -72,7 +72,8 @@ def load_windows(classifier, path: str | Path, *, split: str = "auto", seed: int
     split), or ``"auto"`` (``"test"`` for a file with its own train/test groups, ``"all"`` otherwise). Labels
     are matched to the classifier's classes by name.
     """
-    from engine.data import ClipDataset, cmu8_benchmark_split, map_clip, split_by_clip_with_time_fallback
+    from engine.benchmark import cmu8_benchmark_split
+    from engine.data import ClipDataset, map_clip, split_by_clip_with_time_fallback
     from engine.io import detect_format, load_dataset
 
     path = Path(path)

@@ -31,10 +31,10 @@ from engine.data import WindowSet, normalisation_stats
 from engine.errors import CancelledError, SkelvizError
 from engine.models.base import Classifier, build_model
 from engine.preprocessing import Preprocessing
+from engine.progress import ProgressFn
 
 log = logging.getLogger(__name__)
 
-ProgressFn = Callable[[int, int, dict], None]
 
 
 def held_out_windows(
@@ -54,7 +54,8 @@ def held_out_windows(
     sides, a clip-level re-split otherwise, and a time split with a gap for classes with too few clips). Any
     other dataset gets :func:`engine.data.split_by_clip_with_time_fallback` with ``test_fraction``.
     """
-    from engine.data import cmu8_benchmark_split, split_by_clip_with_time_fallback
+    from engine.benchmark import cmu8_benchmark_split
+    from engine.data import split_by_clip_with_time_fallback
     from engine.io import detect_format, load_dataset
 
     if detect_format(path) == "positions-h5":

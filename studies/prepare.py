@@ -25,13 +25,14 @@ import numpy as np
 
 from engine import validity
 from engine.data import Clip, map_clip
+from engine.devices import model_device
 from engine.errors import AttackError, StudyError
+from engine.progress import ProgressFn
 from studies.protocol import Protocol
 from studies.stimuli import Stimulus, StimulusSet, file_sha256, read_stimuli, stimulus_id, write_stimuli
 
 log = logging.getLogger(__name__)
 
-ProgressFn = Callable[[int, int, str], None]
 
 
 def select_clips(clips: Sequence[Clip], class_names: Sequence[str], n: int, seed: int,
@@ -111,7 +112,7 @@ def prepare_stimuli(
     names = list(classifier.class_names)
     chosen = select_clips(clips, names, spec.clips, spec.seed, spec.classes)
     fps = classifier.preprocessing.fps
-    device = next((t.device for t in list(classifier.parameters()) + list(classifier.buffers())), torch.device("cpu"))
+    device = model_device(classifier)
     rng = np.random.default_rng(spec.seed)
     total = len(chosen) * (1 + len(spec.methods))
     done = 0
@@ -141,7 +142,7 @@ def prepare_stimuli(
                                     params={"std_m": spec.jitter_std}, source=source))
         done += 1
         if progress:
-            progress(done, total, f"{clip_id}: clean")
+            progress(done, total, {"message": f"{clip_id}: clean"})
         for m in spec.methods:
             attack = _build_attack(m.attack, classifier, m.params, cancel)
             target = None
@@ -171,8 +172,8 @@ def prepare_stimuli(
             ))
             done += 1
             if progress:
-                progress(done, total, f"{clip_id}: {m.name} ({'succeeded' if success else 'failed'}, "
-                                      f"predicted {names[pred]})")
+                progress(done, total, {"message": f"{clip_id}: {m.name} ({'succeeded' if success else 'failed'}, "
+                                                  f"predicted {names[pred]})"})
 
     info = {"protocol_title": protocol.title, "protocol_sha256": protocol.sha256, **(meta or {})}
     write_stimuli(out, stimuli, skeleton=classifier.skeleton, fps=fps, class_names=names, meta=info)

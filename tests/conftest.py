@@ -66,7 +66,7 @@ CMU8_STGCN_RECIPE = {
 @pytest.fixture(scope="session")
 def cmu8_benchmark(cmu8_path):
     """``(train, test)`` WindowSets of the cmu8 benchmark: 30 fps, 60-frame windows, stride 20, clip-level split."""
-    from engine.data import load_cmu8_benchmark
+    from engine.benchmark import load_cmu8_benchmark
 
     return load_cmu8_benchmark(cmu8_path, fps=30, window=60, stride=20, seed=0)
 

@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.data import ClipDataset, Provenance, default_cmu8_path, map_clip, resample
+from engine.benchmark import default_cmu8_path
+from engine.data import ClipDataset, Provenance, map_clip, resample
 from engine.io import save_dataset
 from engine.io.h5 import read_positions_h5
 

@@ -35,6 +35,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import nn
 
+from engine.devices import model_device
 from engine.errors import AttackError, CancelledError
 from engine.modes import eval_mode
 from engine.params import make_params, param, to_dict
@@ -121,11 +122,7 @@ class Attack:
 
     @property
     def device(self) -> torch.device:
-        for p in self.model.parameters():
-            return p.device
-        for b in self.model.buffers():
-            return b.device
-        return torch.device("cpu")
+        return model_device(self.model)
 
     def _tick(self, done: int, total: int, info: dict | None = None) -> None:
         if self.cancel is not None and self.cancel():

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from engine.devices import model_device
 from engine.errors import CancelledError, DefenceError
 from engine.modes import eval_mode
 from engine.params import make_params, param, to_dict
@@ -121,7 +122,7 @@ def clean_accuracy(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 12
         return float("nan")
     correct = 0
     with eval_mode(model), torch.no_grad():
-        dev = next(iter(list(model.parameters()) + list(model.buffers()))).device
+        dev = model_device(model)
         for lo in range(0, len(x), batch_size):
             pred = model(x[lo:lo + batch_size].to(dev)).argmax(1).cpu()
             correct += int((pred == y[lo:lo + batch_size]).sum())
@@ -174,7 +175,7 @@ class Defence:
         for f in fields(self.hp):
             setattr(self, f.name, getattr(self.hp, f.name))
         if device is None:  # the classifier's own device
-            device = next((t.device for t in list(classifier.parameters()) + list(classifier.buffers())), "cpu")
+            device = model_device(classifier)
         self.device = resolve_device(device)
         self.progress = progress
         self.cancel = cancel

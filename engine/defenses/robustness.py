@@ -13,25 +13,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
+from engine.devices import model_device
+from engine.progress import ProgressFn
+
 log = logging.getLogger(__name__)
-
-
-def _device(model) -> torch.device:
-    for t in list(model.parameters()) + list(model.buffers()):
-        return t.device
-    return torch.device("cpu")
 
 
 @torch.no_grad()
 def predict_labels(model, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
     was = model.training
     model.eval()
-    dev = _device(model)
+    dev = model_device(model)
     try:
         out = [model(x[lo:lo + batch_size].to(dev)).argmax(1).cpu() for lo in range(0, len(x), batch_size)]
     finally:
@@ -56,7 +53,7 @@ def evaluate_robustness(
     *,
     batch_size: int = 32,
     budget: float | None = None,
-    progress: Callable[[int, int, dict], None] | None = None,
+    progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
     """Clean and robust accuracy of ``model`` on windows ``x`` (N, 3, T, V, M) metres with labels ``y``.
 

@@ -44,6 +44,7 @@ import torch.nn.functional as F
 
 from engine import distributed
 from engine.defenses.common import Defence, DefenceParams, minibatches, num_batches, register_defence
+from engine.devices import model_device
 from engine.errors import CheckpointError, DefenceError
 from engine.models.base import Classifier
 from engine.params import param
@@ -195,7 +196,7 @@ def certify(model: SmoothedClassifier, x: torch.Tensor, *, n0: int = 64, n: int 
     """Cohen et al.'s CERTIFY (see the module docstring) for clips ``x`` (N, 3, T, V, M) in metres."""
     if n0 < 1 or n < 1:
         raise DefenceError(f"certification needs n0 ≥ 1 and n ≥ 1 noise draws, got {n0} and {n}")
-    dev = next(iter(list(model.parameters()) + list(model.buffers()))).device
+    dev = model_device(model)
     x = x.to(dev, torch.float32)
     gen = torch.Generator().manual_seed(seed)
     was = model.training

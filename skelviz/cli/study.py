@@ -84,8 +84,8 @@ def _prepare(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.data)
     clips = [dataset[i] for i in range(len(dataset))]
 
-    def progress(done: int, total: int, what: str) -> None:
-        log.info("[%d/%d] %s", done, total, what)
+    def progress(done: int, total: int, info: dict) -> None:
+        log.info("[%d/%d] %s", done, total, info.get("message", ""))
 
     stim = prepare_stimuli(protocol, classifier, clips, args.out, meta=provenance_meta(args.model, args.data),
                            progress=progress)

@@ -6,14 +6,13 @@ import numpy as np
 import pytest
 
 from engine import skeletons
+from engine.benchmark import cmu8_benchmark_split, load_cmu8_benchmark
 from engine.data import (
     Clip,
     ClipDataset,
     WindowSet,
-    cmu8_benchmark_split,
     face_forward,
     facing_rotation,
-    load_cmu8_benchmark,
     map_clip,
     normalisation_stats,
     preprocess_clip,

@@ -73,7 +73,7 @@ def test_limits_contain_the_data_they_came_from_and_widen_by_the_margin(windows,
 
 
 def test_limits_accept_datasets_windows_and_arrays(windows, cmu8_path):
-    from engine.data import cmu8_benchmark_split
+    from engine.benchmark import cmu8_benchmark_split
 
     _, test = windows
     a = estimate_joint_angle_limits(test, test.skeleton)

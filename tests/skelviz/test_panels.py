@@ -21,8 +21,8 @@ import torch  # noqa: E402
 from PySide6 import QtCore, QtGui, QtWidgets  # noqa: E402
 
 from engine.attacks.base import ATTACKS, Attack, AttackResult, StrategyParams  # noqa: E402
-from engine.params import param  # noqa: E402
 from engine.errors import AttackError  # noqa: E402
+from engine.params import param  # noqa: E402
 from tests.skelviz.conftest import _small_classifier  # noqa: E402
 
 pytestmark = [pytest.mark.gui, pytest.mark.gl]
