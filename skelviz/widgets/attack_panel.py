@@ -70,6 +70,12 @@ class AttackPanel(QtWidgets.QWidget):
         self.target_box = QtWidgets.QComboBox(self)
         self.target_box.setObjectName("targetBox")
         self.target_box.setToolTip("SA: the class the attack must reach")
+        self.label_box = QtWidgets.QComboBox(self)
+        self.label_box.setObjectName("labelBox")
+        self.label_box.setToolTip(
+            "The clip's true class. Default: its own label when the classifier knows it; an unlabelled clip (a BVH "
+            "file...) is attacked away from the model's own prediction, as `skelviz attack` does without --label"
+        )
         self.victim_box = QtWidgets.QComboBox(self)
         self.victim_box.setToolTip("Attack the loaded classifier or the defended one (Defence panel)")
         self.victim_box.addItem("loaded classifier", "original")
@@ -104,6 +110,7 @@ class AttackPanel(QtWidgets.QWidget):
         setup.addRow("Strategy", self.strategy_box)
         setup.addRow("Top N", self.top_n)
         setup.addRow("Target", self.target_box)
+        setup.addRow("True class", self.label_box)
         setup.addRow("Model", self.victim_box)
         setup.addRow("Preset", self.preset_box)
         params = QtWidgets.QScrollArea(self)
@@ -198,9 +205,12 @@ class AttackPanel(QtWidgets.QWidget):
 
     def _on_classes(self) -> None:
         self.target_box.clear()
+        self.label_box.clear()
+        self.label_box.addItem("clip's label, else the prediction", None)
         clf = self.session.classifier
         for i, name in enumerate(clf.class_names if clf is not None else []):
             self.target_box.addItem(name, i)
+            self.label_box.addItem(name, i)
 
     def _on_defended(self, clf) -> None:
         i = self.victim_box.findData("defended")
@@ -245,6 +255,13 @@ class AttackPanel(QtWidgets.QWidget):
             kwargs["top_n"] = self.top_n.value()
         if strategy == "sa":
             kwargs["target"] = self.target_box.currentData()
+        # Where the true class comes from, said in the summary: the box, the clip's label, or (unlabelled clip)
+        # the model's own prediction ("anything but the predicted class"), the rule of `skelviz attack` too.
+        if self.label_box.currentData() is not None:
+            kwargs["true_class"] = self.label_box.currentData()
+            self._label_source = "given"
+        else:
+            self._label_source = "label" if api.class_index(clf, clean.label) is not None else "prediction"
 
         self._saved_slots = [(s, scene.clip(s), scene.caption(s), scene.probs(s)) for s in "AB"]
         scene.set_clip("A", clean, "original", probs=scene.probs("A") if clean is clip else None)
@@ -373,15 +390,22 @@ class AttackPanel(QtWidgets.QWidget):
 
         m = o.metrics
         note = ""
-        if o.clean_pred != o.true_class:
+        if getattr(self, "_label_source", "label") == "prediction":
+            note = (
+                f"<br><i>The clip has no label the classifier knows: the attack pushed it away from the model's own "
+                f"prediction ({cls(o.true_class)}); choose its true class in the True class box.</i>"
+            )
+        elif o.clean_pred != o.true_class:
             note = (
                 f"<br><i>Note: the classifier already misclassifies the clean clip (label {cls(o.true_class)}), "
                 "so the attack had nothing to do.</i>"
             )
         verdict = "<b style='color:#7bd88f'>succeeded</b>" if o.success else "<b style='color:#ef5350'>failed</b>"
-        count = f"{o.iterations} iteration{'s' if o.iterations != 1 else ''}"
-        if o.queries is not None:
-            count += f", {o.queries} quer{'ies' if o.queries != 1 else 'y'}"
+        if o.queries is not None:  # a decision-based attack: label queries are its budget
+            count = f"{o.iterations} iteration{'s' if o.iterations != 1 else ''}, "
+            count += f"{o.queries} quer{'ies' if o.queries != 1 else 'y'}"
+        else:  # a white-box attack counts gradient steps
+            count = f"{o.iterations} gradient step{'s' if o.iterations != 1 else ''}"
         return (
             f"{o.method} {verdict} after {count} ({o.seconds:.1f} s).<br>"
             f"prediction <b>{cls(o.clean_pred)}</b> ({o.clean_probs[o.clean_pred]:.0%}) → "

@@ -207,7 +207,7 @@ def test_attack_runs_off_the_ui_thread_with_live_plots_and_view(window, qtbot, d
     np.testing.assert_allclose(window.session.scene.clip("B").positions, outcome.adversarial.positions)
     np.testing.assert_allclose(window.session.scene.clip("B").positions - window.session.scene.clip("A").positions,
                                0.08, atol=1e-5)
-    assert "drift" in panel.summary.text() and "iterations" in panel.summary.text()
+    assert "drift" in panel.summary.text() and "gradient steps" in panel.summary.text()
     assert panel.progress.value() == 40
     assert panel._loss_curves["Lc"].getData()[1][-1] == pytest.approx(-39.0)
     assert "Lp" in panel._loss_curves
@@ -275,6 +275,27 @@ def test_defence_panel_applies_beat_in_a_worker(window, qtbot):
     assert defended is not window.session.classifier
     qtbot.waitUntil(lambda: panel._defended_probs["A"] is not None, timeout=30000)
     assert panel.table_text()[0][1] != "—" and "beat" in panel.info.text()
+
+
+def test_unlabelled_clip_is_attacked_away_from_the_prediction_and_the_label_box_sets_the_class(window, qtbot, drift):
+    """As `skelviz attack` does: without a label the model's own prediction is attacked, and the summary says so;
+    the True class box sets the class instead. A white-box attack's summary counts gradient steps."""
+    from dataclasses import replace
+
+    scene = window.session.scene
+    window.show_clip("A", replace(scene.clip("A"), label=None))
+    qtbot.waitUntil(lambda: scene.probs("A") is not None, timeout=20000)
+    predicted = int(np.argmax(scene.probs("A")))
+    panel = _run_attack(window, qtbot, iterations=3, delay=0.0)
+    qtbot.waitUntil(lambda: not panel.running, timeout=20000)
+    assert window.session.outcome.true_class == predicted
+    text = panel.summary.text()
+    assert "model's own prediction" in text and "3 gradient steps" in text and "quer" not in text
+    other = (predicted + 1) % len(window.session.classifier.class_names)
+    panel.label_box.setCurrentIndex(panel.label_box.findData(other))
+    panel.run_button.click()
+    qtbot.waitUntil(lambda: not panel.running, timeout=20000)
+    assert window.session.outcome.true_class == other and "model's own prediction" not in panel.summary.text()
 
 
 # -- inspect -------------------------------------------------------------------------------------------------
