@@ -25,9 +25,9 @@ import numpy as np
 import torch
 
 from engine.attacks import build
+from engine.attacks.manifold import estimate_joint_angle_limits
 from engine.benchmark import load_cmu8_benchmark
-from engine.manifold import estimate_joint_angle_limits
-from engine.models.checkpoint import load_classifier
+from engine.checkpoints import load_classifier
 from engine.train import train_classifier
 
 RECIPE = {"arch_kwargs": {"base_channels": 16, "num_blocks": 4, "dropout": 0.0}, "epochs": 12, "batch_size": 32,

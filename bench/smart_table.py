@@ -6,7 +6,7 @@ motion, in the layout of the SMART paper's table (victims × strategies), plus I
 Victims: each architecture's ``small`` preset trained with :func:`engine.train.train_classifier` on the cmu8
 benchmark train windows (30 fps, 60-frame windows, stride 20), per-frame root centring inside the model and
 the field's augmentation (yaw ±180°, scale ±10 %, shift ±1 m, jitter). Attacked: the first ``--windows``
-correctly classified held-out windows, through :func:`engine.attack_runner.run_attack_job` (the path of
+correctly classified held-out windows, through :func:`engine.attacks.runner.run_attack_job` (the path of
 ``skelviz attack``), so every success is re-checked on the saved motion (:mod:`engine.validity`) and the
 perceptual figures are means over the successes.
 
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.attack_runner import AttackJob, run_attack_job
+from engine.attacks.runner import AttackJob, run_attack_job
 from engine.benchmark import load_cmu8_benchmark
 from engine.models import MODELS, preset_kwargs
 from engine.train import evaluate, train_classifier

@@ -21,7 +21,7 @@ Definitions (positions in metres; ``fps`` the clips' frame rate):
 * **velocity / acceleration / jerk deviation**: ``‖Dⁿx̂ − Dⁿx‖₂`` per joint and frame for n = 1, 2, 3
   (m/s, m/s², m/s³), derivatives from :func:`engine.losses.temporal_derivative` with ``dt = 1 / fps``.
 * **joint-angle violations**: how far (radians) each joint angle of the adversarial clip lies outside limits
-  estimated from a dataset (:func:`engine.manifold.estimate_joint_angle_limits`, the one implementation of
+  estimated from a dataset (:func:`engine.attacks.manifold.estimate_joint_angle_limits`, the one implementation of
   joint angles in skelviz), and the fraction of (frame, angle) pairs outside.
 * **foot skating**: horizontal speed (m/s) of each foot joint in the frames where it is in ground contact,
   contact meaning its height is within ``contact_height`` (default 5 cm) of the clip's lowest foot height
@@ -157,19 +157,19 @@ def jerk_deviation(clean, adv, fps: float):
 
 
 def joint_angle_violations(adv, limits, clean=None) -> dict:
-    """Joint-angle range violations of ``adv`` against ``limits`` (an ``engine.manifold.JointLimits``).
+    """Joint-angle range violations of ``adv`` against ``limits`` (an ``engine.attacks.manifold.JointLimits``).
 
     Returns ``{"excess": (..., T, B, 2) radians outside the limits (0 inside), "fraction": (...) share of
     (frame, bone, axis) entries outside, "max": (...) largest excess}``. Bones whose clean length (``clean``
     given, else ``adv``) is under 1 mm have no direction and are never counted. With ``clean`` given, the range
     of the clean motion's own angles (over its frames) counts as inside the limits.
     """
-    from engine.manifold import joint_angles  # the single definition of joint angles
+    from engine.attacks.manifold import joint_angles  # the single definition of joint angles
 
     b = as_positions(adv)
     angles = joint_angles(b, limits)  # (..., T, B, 2)
     ref = b if clean is None else as_positions(clean).to(b.device)
-    # The clean motion's own angle range counts as inside (engine.manifold.widen_limits).
+    # The clean motion's own angle range counts as inside (engine.attacks.manifold.widen_limits).
     excess = limits.violation(angles, clean=None if clean is None else joint_angles(ref, limits)).to(torch.float64)
     valid = (_bone_lengths(ref, limits.skeleton) > 1e-3)[..., None].to(excess.dtype)
     excess = excess * valid

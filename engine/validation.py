@@ -88,7 +88,7 @@ def check_checkpoint(path: str | Path):
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder; give the checkpoint file (.pt)")
-    from engine.models.checkpoint import load_classifier
+    from engine.checkpoints import load_classifier
 
     clf = load_classifier(path)  # refuses unreadable files, damaged weights and normalisation (check_weights)
     check_outputs(clf, str(path))

@@ -98,7 +98,7 @@ def demo_dataset():
 def demo_classifier():
     """The shipped demo ST-GCN (assets/models/demo_stgcn.pt), in eval mode. Do not modify it in place."""
     from engine.assets import ASSETS_DIR, DEMO_CHECKPOINTS
-    from engine.models.checkpoint import load_classifier
+    from engine.checkpoints import load_classifier
 
     path = ASSETS_DIR / DEMO_CHECKPOINTS["stgcn"]
     if not path.is_file():

@@ -42,6 +42,48 @@ def test_package_imports_respect_dependency_direction(package):
     assert not violations, "dependency direction broken:\n" + "\n".join(violations)
 
 
+# Edges inside the engine that must not come back (issue 14): the data model reads no files, the models do not
+# know the attacks or defences (defended checkpoints are rebuilt through engine.models.checkpoint.DEFENDED_MODELS,
+# filled by engine.defenses), and attacks live under engine/attacks (runner, manifold, oracle included).
+INNER_FORBIDDEN = {
+    "engine/data.py": {"engine.io", "engine.benchmark", "engine.models", "engine.attacks", "engine.defenses"},
+    "engine/models": {"engine.defenses", "engine.attacks", "engine.io"},
+    "engine/preprocessing.py": {"engine.models", "engine.attacks", "engine.defenses", "engine.io"},
+    "engine/params.py": {"engine.models", "engine.attacks", "engine.defenses", "torch"},
+}
+
+
+def _module_imports(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module))
+    return found
+
+
+@pytest.mark.parametrize("where", sorted(INNER_FORBIDDEN))
+def test_engine_internal_edges_stay_cut(where):
+    root = REPO / where
+    files = [root] if root.suffix == ".py" else sorted(root.rglob("*.py"))
+    violations = [
+        f"{path.relative_to(REPO)}:{line} imports {name}"
+        for path in files
+        for line, name in _module_imports(path)
+        if any(name == bad or name.startswith(bad + ".") for bad in INNER_FORBIDDEN[where])
+    ]
+    assert not violations, "an engine-internal edge came back:\n" + "\n".join(violations)
+
+
+def test_attack_machinery_lives_under_engine_attacks():
+    for name in ("attack_runner.py", "manifold.py", "oracle.py"):
+        assert not (REPO / "engine" / name).exists(), f"engine/{name} belongs in engine/attacks/"
+    for name in ("runner.py", "manifold.py", "oracle.py"):
+        assert (REPO / "engine" / "attacks" / name).is_file()
+
+
 def test_checker_catches_a_violation(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("def f():\n    from PySide6 import QtCore\n")

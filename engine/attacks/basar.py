@@ -3,7 +3,7 @@
 Papers: Diao, Shao, Yang, Zhou, Wang, "BASAR: Black-box Attack on Skeletal Action Recognition", CVPR 2021, and
 the extended "Understanding the Vulnerability of Skeleton-based Human Activity Recognition via Black-box
 Attack" (2022). Threat model: **decision-based black box** — the attack sees only predicted labels, through a
-:class:`~engine.oracle.LabelOracle` that counts every query per attacked sample; it never reads logits or
+:class:`~engine.attacks.oracle.LabelOracle` that counts every query per attacked sample; it never reads logits or
 gradients.
 
 Algorithm (per sample; all samples of a batch run together, each with its own state):
@@ -22,7 +22,7 @@ Algorithm (per sample; all samples of a batch run together, each with its own st
    ``delta_max``) when at least 80% do.
 3. **Aimed probing** after a successful exploration: ``x̃ = x′ + β (x − x′)``; on success β doubles (at most
    ``beta_max``), on failure it halves and the probe is retried (at most ``max_probes`` times).
-4. **Manifold projection** (:class:`engine.manifold.ManifoldProjector`) every ``projection_interval``
+4. **Manifold projection** (:class:`engine.attacks.manifold.ManifoldProjector`) every ``projection_interval``
    iterations and at the end: bone lengths exactly the clean clip's, joint angles inside their limits, and
    ``‖x̃ − x′‖² + w ‖ẍ̃ − ẍ‖²`` minimised (``w = accel_weight``). At the end the projection is retried with
    ``w`` divided by 10, 100 and 1000 (the published code's schedule). Where no projection stays adversarial, a
@@ -32,7 +32,7 @@ Algorithm (per sample; all samples of a batch run together, each with its own st
 **On the manifold at every step** (skelviz's choice; ``on_manifold=True``, the default). The published code
 explores and probes in the ambient coordinate space and projects only every 250 iterations and at the end.
 Here every candidate is on the manifold: exploration candidates and start points go through the cheap
-projection (:meth:`~engine.manifold.ManifoldProjector.nearest`: the clean bone lengths, joint angles clamped
+projection (:meth:`~engine.attacks.manifold.ManifoldProjector.nearest`: the clean bone lengths, joint angles clamped
 into the limits, bone by bone down the tree), and the probing and binary-search paths are straight lines in
 the manifold's parameters (root position, root frame, joint angles), so every point on them is on the
 manifold too. The result is therefore adversarial *and* on the manifold whatever the last projection does.
@@ -41,7 +41,7 @@ bone-length and high-frequency changes that the projection removes; on held-out 
 3000 queries) the final projection then lost adversariality and the fallback ended at 0.5–0.9× the start
 distance. Walking on the manifold, 20 of 20 such windows end at a median 0.059× (0.23 m), as close as the
 off-manifold attack (0.055×, 0.25 m; ``bench/basar.py``), at about twice its CPU time. Joint-angle limits are
-widened per clip by the clean clip's own range of angles (:func:`engine.manifold.widen_limits`): the clean
+widened per clip by the clean clip's own range of angles (:func:`engine.attacks.manifold.widen_limits`): the clean
 motion is natural by definition, and limits estimated from other performers can leave parts of it outside.
 
 A sample stops when its query budget would be exceeded, or when its distance to ``x`` has improved by less
@@ -81,8 +81,7 @@ from torch import nn
 from engine import metrics
 from engine.attacks.base import Attack, AttackParams, AttackResult, register_attack
 from engine.attacks.common import model_fps, present_performers
-from engine.errors import AttackError, ParameterError
-from engine.manifold import (
+from engine.attacks.manifold import (
     JointLimits,
     ManifoldProjector,
     estimate_joint_angle_limits,
@@ -90,7 +89,8 @@ from engine.manifold import (
     limits_path_beside,
     load_limits_beside,
 )
-from engine.oracle import LabelOracle
+from engine.attacks.oracle import LabelOracle
+from engine.errors import AttackError, ParameterError
 from engine.params import param
 from engine.skeletons import Skeleton
 

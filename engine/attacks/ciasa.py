@@ -6,7 +6,7 @@ whose iterates are kept natural by
 
 * **bone-length constraint** — every bone keeps its clean length in every frame;
 * **joint-angle constraint** — every joint angle stays inside per-joint limits estimated from real motion.
-  Both are enforced after every step by projection: :meth:`engine.manifold.ManifoldProjector.nearest`
+  Both are enforced after every step by projection: :meth:`engine.attacks.manifold.ManifoldProjector.nearest`
   (clean bone lengths, angles clamped to the limits; the single joint-angle implementation of skelviz).
   The constraints take precedence over the L∞ budget, which holds before the projection;
 * **temporal smoothness** — a penalty on the change of the joints' acceleration, ``‖D²x̂ − D²x‖²``
@@ -28,7 +28,7 @@ The three loss gradients are normalised per frame before being mixed (``Lc`` wei
 
 Defaults (ours; the paper's values are for its normalised NTU/Kinetics coordinates): ``eps = 0.02`` m,
 ``iterations = 50``, ``step_size = eps / 10``, ``smooth_weight = 0.3``, ``gan_weight = 0.3``,
-``disc_pretrain_steps = 100``, angle-limit margin 5° (:data:`engine.manifold.DEFAULT_MARGIN`).
+``disc_pretrain_steps = 100``, angle-limit margin 5° (:data:`engine.attacks.manifold.DEFAULT_MARGIN`).
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class CIASAParams(StrategyParams):
 class CIASA(Attack):
     """CIASA constrained attack (see the module docstring); hyper-parameters :class:`CIASAParams`.
 
-    Inputs that are not hyper-parameters: ``limits`` (an ``engine.manifold.JointLimits``; default: estimated
+    Inputs that are not hyper-parameters: ``limits`` (an ``engine.attacks.manifold.JointLimits``; default: estimated
     from ``disc_data`` or the attacked clips), ``disc_data`` (clean motions (N', 3, T, V, M) to train the
     discriminator on; default: the attacked clips), ``joints`` (names or indices of the joints allowed to move;
     default all), ``skeleton`` (only for a bare network that does not carry one).
@@ -125,7 +125,7 @@ class CIASA(Attack):
 
     # -- setup -----------------------------------------------------------------------------------------------
     def _projector(self, x: torch.Tensor):
-        from engine.manifold import ManifoldProjector, estimate_joint_angle_limits
+        from engine.attacks.manifold import ManifoldProjector, estimate_joint_angle_limits
 
         limits = self.limits
         if limits is None:

@@ -20,6 +20,7 @@ import torch
 
 from engine.attacks.base import Attack
 from engine.attacks.common import strategy_success
+from engine.devices import model_device
 from engine.errors import AttackError
 
 
@@ -83,7 +84,7 @@ def check_compatible(surrogate, victim, name: str) -> None:
 
 @torch.no_grad()
 def _logits(model, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = model_device(model)
     was = model.training
     model.eval()
     try:

@@ -133,6 +133,7 @@ from engine.defenses.common import Defence, DefenceParams, clean_accuracy, minib
 from engine.errors import CheckpointError, DefenceError, ParameterError
 from engine.losses import bone_lengths, dynamics_loss
 from engine.models.base import Classifier
+from engine.models.checkpoint import register_defended_model
 from engine.params import param
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,7 @@ class PosteriorHead(nn.Module):
         return self.fc2(F.relu(self.fc1(features)))
 
 
+@register_defended_model("beat")
 class BEATClassifier(Classifier):
     """A frozen classifier ``g`` plus N posterior samples of the appended head ``f``; predicts by BMA.
 

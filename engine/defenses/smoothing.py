@@ -47,6 +47,7 @@ from engine.defenses.common import Defence, DefenceParams, minibatches, num_batc
 from engine.devices import model_device
 from engine.errors import CheckpointError, DefenceError
 from engine.models.base import Classifier
+from engine.models.checkpoint import register_defended_model
 from engine.params import param
 
 _FLOOR = 1e-6
@@ -111,6 +112,7 @@ def certified_radius(p_lower: float, sigma: float) -> float:
     return float(sigma) * NormalDist().inv_cdf(p_lower)
 
 
+@register_defended_model("smoothing")
 class SmoothedClassifier(Classifier):
     """The base classifier under Gaussian noise, predicting by majority vote (see the module docstring)."""
 

@@ -31,6 +31,7 @@ import torch
 from engine.errors import CheckpointError, SkelvizError
 from engine.models.base import Classifier, build_model
 from engine.preprocessing import Preprocessing
+from engine.registry import Registry
 from engine.skeletons import Skeleton
 from engine.validation import check_weights, looks_like_torch_file
 
@@ -213,12 +214,34 @@ def classifier_from_dict(d: Any, where: str = "checkpoint") -> Classifier:
                  where, version, dict(d.get("preprocessing") or {}), preprocessing)
     clf = Classifier(net, class_names, mean=mean, std=std, preprocessing=preprocessing,
                      arch=arch, arch_kwargs=arch_kwargs, meta=dict(d.get("meta") or {}))
-    if d.get("defence") is not None:  # a defended checkpoint (engine.defenses.checkpoint)
-        from engine.defenses.checkpoint import defended_from_dict
-
-        clf = defended_from_dict(clf, d["defence"], where)
+    if d.get("defence") is not None:  # a defended checkpoint: rebuilt by the defence that wrote it
+        clf = _defended(clf, d["defence"], where)
     check_weights(clf, where)  # NaN/Inf weights, zero std: refused here so every front end is protected
     return clf.eval()
+
+
+#: How a defended model is rebuilt from its checkpoint section, by defence name. The defences register their
+#: defended classes here (``engine.defenses``: BEAT, smoothing), so this module never imports them; load
+#: defended checkpoints with :func:`engine.checkpoints.load_classifier`, which imports the defences first.
+DEFENDED_MODELS: Registry = Registry("defended model", CheckpointError, name_attribute="defence_name")
+
+
+def register_defended_model(name: str):
+    """Class decorator: ``cls.from_state(base, section, where)`` rebuilds defence ``name``'s model."""
+    return DEFENDED_MODELS.register(name)
+
+
+def _defended(base: Classifier, section: Any, where: str) -> Classifier:
+    if not isinstance(section, Mapping) or "method" not in section:
+        raise CheckpointError(f"{where}: the defence section is damaged (no method)")
+    method = str(section["method"])
+    if method not in DEFENDED_MODELS:
+        raise CheckpointError(
+            f"{where}: the model is defended with {method!r}, which this skelviz does not know "
+            f"(known: {', '.join(sorted(DEFENDED_MODELS)) or 'none loaded'}); load it with "
+            "engine.checkpoints.load_classifier, or upgrade skelviz"
+        )
+    return DEFENDED_MODELS[method].from_state(base, dict(section), where)
 
 
 def load_classifier(path: str | Path, map_location: str | torch.device | None = None) -> Classifier:

@@ -2,7 +2,7 @@
 
 Writes ``DIR/adversarial.h5`` (clean and adversarial clips, labels, predictions, per-sample metrics, every
 parameter) and ``DIR/results.json``; an interrupted run resumes from what is in DIR
-(:mod:`engine.attack_runner`).
+(:mod:`engine.attacks.runner`).
 
 Each method's attack is built from :data:`METHODS`: method name → function from the parsed arguments to
 the attack's constructor keywords. A new method adds one entry there (and its flags in
@@ -51,7 +51,7 @@ def _ciasa_kwargs(args: argparse.Namespace) -> dict:
 def _basar_kwargs(args: argparse.Namespace) -> dict:
     from pathlib import Path
 
-    from engine.manifold import limits_path_beside
+    from engine.attacks.manifold import limits_path_beside
 
     kw = {"seed": args.seed, "on_manifold": not args.off_manifold}
     for key in ("queries", "projection_interval", "accel_weight"):
@@ -155,8 +155,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, ctx) -> int:
-    from engine.attack_runner import AttackJob, load_windows, run_attack_job
-    from engine.models.checkpoint import load_classifier
+    from engine.attacks.runner import AttackJob, load_windows, run_attack_job
+    from engine.checkpoints import load_classifier
     from skelviz.cli.defend import parse_params
 
     overrides = parse_params(args.param)

@@ -78,9 +78,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, ctx) -> int:
+    from engine.checkpoints import load_classifier, save_classifier
     from engine.defenses import build
     from engine.defenses.common import clean_accuracy, training_windows
-    from engine.models.checkpoint import load_classifier, save_classifier
 
     clf = load_classifier(args.model)
     params = parse_params(args.param)

@@ -20,8 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine.checkpoints import load_classifier
     from engine.io import load_dataset
-    from engine.models.checkpoint import load_classifier
     from engine.train import classifier_split, evaluate, resolve_device
 
     device = resolve_device(args.device)

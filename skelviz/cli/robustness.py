@@ -117,9 +117,9 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, ctx) -> int:
     import torch
 
+    from engine.checkpoints import load_classifier
     from engine.defenses.common import training_windows
     from engine.defenses.robustness import evaluate_robustness
-    from engine.models.checkpoint import load_classifier
     from skelviz.cli.defend import Progress, split_windows
 
     out = Path(args.out)

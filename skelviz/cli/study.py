@@ -75,7 +75,7 @@ def _prepare(args: argparse.Namespace) -> int:
     if args.clips:
         protocol = replace(protocol, prepare=replace(protocol.prepare, clips=args.clips))
     try:
-        from engine.models.checkpoint import load_classifier
+        from engine.checkpoints import load_classifier
     except ImportError as exc:
         raise StudyError(f"this skelviz cannot load checkpoints ({exc})") from None
     from engine.io import load_dataset

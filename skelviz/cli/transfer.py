@@ -51,9 +51,9 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from engine.attack_runner import AttackJob, build_attack, load_windows, select_windows
+    from engine.attacks.runner import AttackJob, build_attack, load_windows, select_windows
     from engine.attacks.transfer import check_compatible, markdown_matrix, replay
-    from engine.models.checkpoint import load_classifier
+    from engine.checkpoints import load_classifier
     from engine.train import resolve_device
     from skelviz.cli.attack import METHODS, resolve_target
 

@@ -228,7 +228,7 @@ def _correct_windows(classifier, x, y, k: int):
 
 def _demo_windows(demo_classifier):
     from engine.assets import DEMO_DATASET, asset_path
-    from engine.attack_runner import load_windows
+    from engine.attacks.runner import load_windows
 
     return load_windows(demo_classifier, asset_path(DEMO_DATASET), split="all")
 
@@ -254,7 +254,7 @@ def test_smart_ab_succeeds_imperceptibly_on_the_demo_checkpoint(demo_classifier,
     """The issue's bar, through the same path as ``skelviz attack`` (defaults, 16 windows): success >= 80% with
     bone lengths changed < 1% on average, every success holds when the saved motion is re-centred on its root
     and predicted again, and no joint carries half of the perturbation."""
-    from engine.attack_runner import AttackJob, run_attack_job
+    from engine.attacks.runner import AttackJob, run_attack_job
     from engine.validity import recentre
 
     windows = _demo_windows(demo_classifier)

@@ -1,4 +1,4 @@
-"""BASAR (engine.attacks.basar) and its label-only oracle (engine.oracle).
+"""BASAR (engine.attacks.basar) and its label-only oracle (engine.attacks.oracle).
 
 Evidence on real components: the small ST-GCN trained on the cmu8 benchmark (``cmu8_stgcn``) and the shipped
 demo checkpoint; a nearest-centroid classifier (instant to build) for the oracle, guard and accounting tests.
@@ -14,10 +14,10 @@ from torch import nn
 
 from engine.attacks import get_attack
 from engine.attacks.basar import BASAR
+from engine.attacks.manifold import estimate_joint_angle_limits, joint_angles
+from engine.attacks.oracle import LabelOracle, in_oracle_call
 from engine.errors import AttackError, CancelledError
 from engine.losses import bone_lengths
-from engine.manifold import estimate_joint_angle_limits, joint_angles
-from engine.oracle import LabelOracle, in_oracle_call
 
 
 class Centroids(nn.Module):
@@ -96,7 +96,7 @@ def _check_on_manifold(result, clean, limits, skeleton) -> None:
     assert err < 1e-5, f"bone lengths changed by {err} m"
     ang = joint_angles(adv.permute(0, 4, 2, 3, 1), limits)
     own = joint_angles(clean[ok].permute(0, 4, 2, 3, 1), limits)
-    # Inside the limits widened by the clean clip's own range (engine.manifold.widen_limits), up to float32
+    # Inside the limits widened by the clean clip's own range (engine.attacks.manifold.widen_limits), up to float32
     # rounding of the positions the angles are recomputed from.
     assert limits.violation(ang, clean=own).max() < 1e-4, "a joint angle lies outside its limits"
 
@@ -258,7 +258,7 @@ def test_cli_attack_method_basar_uses_limits_saved_beside_the_model(tmp_path, de
     import shutil
 
     from engine.assets import ASSETS_DIR, DEMO_CHECKPOINTS, DEMO_DATASET
-    from engine.manifold import save_limits_beside
+    from engine.attacks.manifold import save_limits_beside
     from skelviz.cli import main
 
     model = tmp_path / "demo.pt"

@@ -7,17 +7,11 @@ import pickle
 import pytest
 import torch
 
+from engine.checkpoints import check_compatible, load_classifier, save_classifier
 from engine.errors import CheckpointError
 from engine.models import build_model
 from engine.models.base import Classifier
-from engine.models.checkpoint import (
-    check_compatible,
-    import_official,
-    load_classifier,
-    official_graph_parents,
-    save_classifier,
-    to_official_state_dict,
-)
+from engine.models.checkpoint import import_official, official_graph_parents, to_official_state_dict
 from engine.skeletons import HDM05_25, NTU25
 
 CLASSES = ["a", "b", "c", "d"]

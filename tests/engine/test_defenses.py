@@ -13,13 +13,13 @@ import torch
 
 from engine.attacks import get_attack
 from engine.attacks.eot import EOTModel
+from engine.checkpoints import load_classifier, save_classifier
 from engine.defenses import DEFENCES, BEATClassifier, SmoothedClassifier, get_defence
 from engine.defenses.common import clean_accuracy
 from engine.defenses.robustness import evaluate_robustness
 from engine.defenses.smoothing import certified_radius, certify, clopper_pearson_lower
 from engine.errors import CheckpointError, DefenceError
 from engine.models.base import Classifier
-from engine.models.checkpoint import load_classifier, save_classifier
 from engine.skeletons import get as get_skeleton
 
 T = 12
@@ -310,8 +310,8 @@ def test_basar_and_transfer_attack_defended_models_unchanged(cmu8_benchmark, cmu
     """Reduced BASAR budget (400 queries). The black-box attacks take a BEAT or smoothed model like any other:
     BASAR through its label oracle, transfer by replaying clips crafted on the undefended base."""
     from engine.attacks.basar import BASAR
+    from engine.attacks.manifold import estimate_joint_angle_limits
     from engine.attacks.transfer import transfer_attack
-    from engine.manifold import estimate_joint_angle_limits
 
     train, test = cmu8_benchmark
     x, y = torch.from_numpy(test.x), torch.from_numpy(test.y)

@@ -455,7 +455,7 @@ def test_beat_under_torchrun_is_data_parallel_sgd_on_the_same_chain(tmp_path, sm
     proc = skelviz_alone_then_under_torchrun(args, single, multi)
     assert proc.stdout.count("2 ranks, data-parallel") == 1  # rank 0 alone writes and reports
 
-    from engine.models.checkpoint import load_classifier
+    from engine.checkpoints import load_classifier
 
     one, two = load_classifier(single), load_classifier(multi)
     assert two.meta["defence"]["method"] == "beat" and two.forward_passes_per_prediction == 1

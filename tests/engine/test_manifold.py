@@ -1,4 +1,4 @@
-"""engine.manifold: joint angles, their limits (estimation, storage) and the projection onto BASAR's manifold.
+"""engine.attacks.manifold: joint angles, their limits (estimation, storage) and the projection onto BASAR's manifold.
 
 Real motion: the cmu8 benchmark windows (28-joint CMU skeleton, metres, 30 fps).
 """
@@ -12,9 +12,7 @@ import pytest
 import torch
 
 from engine import metrics
-from engine.errors import SkeletonMismatchError
-from engine.losses import bone_lengths, temporal_derivative
-from engine.manifold import (
+from engine.attacks.manifold import (
     JointLimits,
     ManifoldProjector,
     estimate_joint_angle_limits,
@@ -24,6 +22,8 @@ from engine.manifold import (
     load_limits_beside,
     save_limits_beside,
 )
+from engine.errors import SkeletonMismatchError
+from engine.losses import bone_lengths, temporal_derivative
 
 
 @pytest.fixture(scope="module")

@@ -122,7 +122,7 @@ def test_foot_skating_measures_sliding_feet_in_contact():
 
 
 def test_joint_angle_violations_against_estimated_limits():
-    from engine.manifold import estimate_joint_angle_limits
+    from engine.attacks.manifold import estimate_joint_angle_limits
 
     rng = np.random.default_rng(0)
     clean = _walk() + rng.normal(scale=0.002, size=(30, SK.num_joints, 3)).astype(np.float32)

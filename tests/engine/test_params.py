@@ -83,7 +83,7 @@ def test_attack_builds_runs_and_round_trips(name, preset, tiny):
 
 @pytest.mark.parametrize(("name", "preset"), DEFENCE_PRESETS, ids=[f"{d}-{p}" for d, p in DEFENCE_PRESETS])
 def test_defence_builds_fits_and_round_trips(name, preset, tiny, tmp_path):
-    from engine.models.checkpoint import load_classifier, save_classifier
+    from engine.checkpoints import load_classifier, save_classifier
 
     clf, x, y = tiny
     defence = build_defence(name, clf, preset=preset, device="cpu", **_fast(get_defence(name).Params))

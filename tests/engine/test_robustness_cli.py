@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 
-from engine.models.checkpoint import load_classifier, save_classifier
+from engine.checkpoints import load_classifier, save_classifier
 from skelviz.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

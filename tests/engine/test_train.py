@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from engine.assets import ASSETS_DIR, DEMO_CHECKPOINTS
+from engine.checkpoints import load_classifier
 from engine.errors import CancelledError, CheckpointError
-from engine.models.checkpoint import load_classifier
 from engine.preprocessing import Preprocessing
 from engine.train import classifier_split, evaluate, held_out_windows, train_classifier
 

@@ -28,8 +28,8 @@ def _attack(bvh, out, *extra):
 
 
 def _predictions(bvh) -> np.ndarray:
-    from engine.attack_runner import load_windows, predict_windows
-    from engine.models.checkpoint import load_classifier
+    from engine.attacks.runner import load_windows, predict_windows
+    from engine.checkpoints import load_classifier
 
     clf = load_classifier(MODEL)
     return predict_windows(clf, load_windows(clf, bvh).x, "cpu").argmax(1)
@@ -49,7 +49,7 @@ def test_unlabelled_bvh_is_attacked_away_from_the_models_prediction(bvh, tmp_pat
 
 
 def test_label_sets_the_true_class_and_all_skipped_is_an_error(bvh, tmp_path, capsys):
-    from engine.models.checkpoint import load_classifier
+    from engine.checkpoints import load_classifier
 
     names = load_classifier(MODEL).class_names
     pred = _predictions(bvh)

@@ -234,7 +234,7 @@ def test_every_subcommand_refuses_bad_values(command, data):
 def _broken_checkpoint(tmp_path: Path, how: str) -> Path:
     import torch
 
-    from engine.models.checkpoint import load_classifier, save_classifier
+    from engine.checkpoints import load_classifier, save_classifier
 
     clf = load_classifier(DEMO_MODEL)
     with torch.no_grad():
