@@ -106,7 +106,7 @@ def export_clip(clip: Clip, path: str | Path) -> Path:
 # -- classifiers ---------------------------------------------------------------------------------------------
 def load_classifier(path: str | Path, device: str = "cpu"):
     """Load a checkpoint (any architecture, plain or defended) onto ``device`` in eval mode."""
-    from engine.models.checkpoint import load_classifier as _load
+    from engine.checkpoints import load_classifier as _load
 
     model = _load(path)
     return model.to(device).eval()
