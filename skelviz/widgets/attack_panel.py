@@ -401,11 +401,15 @@ class AttackPanel(QtWidgets.QWidget):
                 "so the attack had nothing to do.</i>"
             )
         verdict = "<b style='color:#7bd88f'>succeeded</b>" if o.success else "<b style='color:#ef5350'>failed</b>"
-        if o.queries is not None:  # a decision-based attack: label queries are its budget
+        white_box = api.attack_info(o.method).get("threat_model") == "white-box"
+        if white_box and o.queries is not None:  # its "queries" are forward-backward passes: gradient steps
+            count = (f"{o.queries} gradient step{'s' if o.queries != 1 else ''} (first adversarial at step "
+                     f"{o.iterations})")
+        elif white_box or o.queries is None:
+            count = f"{o.iterations} gradient step{'s' if o.iterations != 1 else ''}"
+        else:  # a decision-based attack: label queries are its budget
             count = f"{o.iterations} iteration{'s' if o.iterations != 1 else ''}, "
             count += f"{o.queries} quer{'ies' if o.queries != 1 else 'y'}"
-        else:  # a white-box attack counts gradient steps
-            count = f"{o.iterations} gradient step{'s' if o.iterations != 1 else ''}"
         return (
             f"{o.method} {verdict} after {count} ({o.seconds:.1f} s).<br>"
             f"prediction <b>{cls(o.clean_pred)}</b> ({o.clean_probs[o.clean_pred]:.0%}) → "
