@@ -59,14 +59,17 @@ def open_clip(path: str | Path, asf: str | Path | None = None) -> Clip:
     return load_clip(path, asf=asf)
 
 
-def open_dataset(path: str | Path, asf: str | Path | None = None) -> ClipDataset:
+def open_dataset(path: str | Path, asf: str | Path | None = None, stats: str | Path | None = None) -> ClipDataset:
     """Read whatever ``path`` holds as a :class:`~engine.data.ClipDataset`: a labelled dataset (HDF5, SMART
     ``.npz``, ST-GCN ``.npy``, a folder) or a single motion file (a dataset of one clip). Its ``name`` is set
     (the file name when the file does not carry one) so a front end can list it."""
     from engine.io import load_dataset
 
     path = Path(path)
-    dataset = load_dataset(path, asf=asf) if asf is not None else load_dataset(path)
+    kw: dict[str, Any] = {"asf": asf} if asf is not None else {}
+    if stats is not None:  # a SMART .npz whose preprocess_core.npz (Xmean, Xstd) is kept elsewhere
+        kw["stats"] = str(stats)
+    dataset = load_dataset(path, **kw)
     if not dataset.name:
         dataset.name = path.stem or path.name
     if not dataset.source:

@@ -46,8 +46,11 @@ def held_out_windows(
     seed: int = 0,
     test_fraction: float = 0.25,
     num_bodies: int | None = None,
+    reader: dict[str, Any] | None = None,
 ) -> tuple[WindowSet, WindowSet]:
     """``(train, test)`` windows of a dataset file (world coordinates), split by clip (never by window).
+
+    ``reader``: keywords for the file's reader (e.g. ``{"stats": "preprocess_core.npz"}`` for a SMART ``.npz``).
 
     A positions HDF5 file with ``train/`` and ``test/`` groups (the shared cmu8 file) gets the project's
     benchmark split (:func:`engine.data.cmu8_benchmark_split`: the file's split where a class has clips on both
@@ -61,19 +64,20 @@ def held_out_windows(
     if detect_format(path) == "positions-h5":
         train_ds, test_ds = cmu8_benchmark_split(path, seed=seed, test_fraction=test_fraction)
     else:
-        train_ds, test_ds = split_by_clip_with_time_fallback(load_dataset(path), test_fraction, seed)
+        train_ds, test_ds = split_by_clip_with_time_fallback(load_dataset(path, **(reader or {})), test_fraction, seed)
     kw = {"fps": fps, "window": window, "stride": stride, "num_bodies": num_bodies}
     return train_ds.to_windows(**kw), test_ds.to_windows(**kw)
 
 
-def classifier_split(classifier: Classifier, path: str | Path) -> tuple[WindowSet, WindowSet]:
+def classifier_split(classifier: Classifier, path: str | Path, reader: dict[str, Any] | None = None
+                     ) -> tuple[WindowSet, WindowSet]:
     """``(train, test)`` windows of ``path`` cut as ``classifier`` takes them, split as it was trained (the
     split seed and test fraction recorded in its checkpoint), so evaluation and defences re-create its held-out
     windows."""
     pre = classifier.preprocessing
     return held_out_windows(path, fps=pre.fps, window=pre.window, stride=pre.stride, num_bodies=pre.num_bodies,
                             seed=int(classifier.meta.get("split_seed", 0)),
-                            test_fraction=float(classifier.meta.get("test_fraction", 0.25)))
+                            test_fraction=float(classifier.meta.get("test_fraction", 0.25)), reader=reader)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

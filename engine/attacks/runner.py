@@ -63,14 +63,16 @@ SCHEMA_VERSION = 1
 
 
 # -- data ----------------------------------------------------------------------------------------------------
-def load_windows(classifier, path: str | Path, *, split: str = "auto", seed: int = 0):
+def load_windows(classifier, path: str | Path, *, split: str = "auto", seed: int = 0,
+                 reader: dict[str, Any] | None = None):
     """The windows of the dataset at ``path`` as ``classifier`` takes them (a :class:`~engine.data.WindowSet`).
 
     Clips are mapped onto the classifier's skeleton, resampled and cut as its preprocessing says (fps, window,
     stride, bodies); the windows stay in world coordinates (the classifier centres them itself). ``split``: ``"all"`` (every clip), ``"test"`` (the held-out part:
     the cmu8 benchmark split for a positions HDF5 file with train/test groups, else the project's clip-level
     split), or ``"auto"`` (``"test"`` for a file with its own train/test groups, ``"all"`` otherwise). Labels
-    are matched to the classifier's classes by name.
+    are matched to the classifier's classes by name. ``reader``: keywords for the file's reader (e.g.
+    ``{"stats": PATH}``, a SMART ``.npz``'s ``preprocess_core.npz`` kept elsewhere).
     """
     from engine.benchmark import cmu8_benchmark_split
     from engine.data import ClipDataset, map_clip, split_by_clip_with_time_fallback
@@ -82,14 +84,14 @@ def load_windows(classifier, path: str | Path, *, split: str = "auto", seed: int
         raise SkelvizError(f"split must be auto, all or test, got {split!r}")
     dataset = None
     if split in ("auto", "test") and fmt == "positions-h5":
-        dataset = load_dataset(path)
+        dataset = load_dataset(path, **(reader or {}))
         has_split = any(c.provenance.details.get("split") for c in dataset)
         if has_split:
             dataset = cmu8_benchmark_split(path, seed=seed)[1]
         elif split == "test":
             dataset = split_by_clip_with_time_fallback(dataset, 0.25, seed)[1]
     if dataset is None:
-        dataset = load_dataset(path)
+        dataset = load_dataset(path, **(reader or {}))
         if split == "test":
             dataset = split_by_clip_with_time_fallback(dataset, 0.25, seed)[1]
     target = classifier.skeleton

@@ -176,7 +176,7 @@ def read_smart_npz(
             if not stats_path.is_file():
                 raise MissingCompanionFileError(
                     path, f"the clips are normalised but {STATS_FILE} (Xmean, Xstd) is not beside the file",
-                    hint="pass stats= with its path or (mean, std)",
+                    hint=f"give its path: --stats PATH/{STATS_FILE} on the command line (the app asks for it)",
                 )
             stats = stats_path
         mean, std = read_stats(stats, 3 * v)

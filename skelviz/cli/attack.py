@@ -16,6 +16,8 @@ import json
 import sys
 from collections.abc import Callable
 
+from skelviz.cli.info import add_stats_argument, reader_options
+
 HELP = "attack a classifier on a dataset's correctly classified windows (SMART, I-FGSM, MI-FGSM, CIASA ...)"
 
 
@@ -113,6 +115,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label", default=None, metavar="CLASS",
                         help="true class (name or index) of unlabelled data such as a BVH file; without it an "
                         "unlabelled clip is attacked away from the model's own prediction")
+    add_stats_argument(parser)
     parser.add_argument("--out", required=True, help="output folder (resumed when it holds the same run)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -163,7 +166,8 @@ def _run(args: argparse.Namespace, ctx) -> int:
 
     device = ctx.device
     classifier = load_classifier(args.model, map_location=device)
-    windows = load_windows(classifier, args.data, split=args.split, seed=args.seed)
+    windows = load_windows(classifier, args.data, split=args.split, seed=args.seed,
+                           reader=reader_options(args.data, args.stats))
     if args.label is not None:
         apply_label(classifier, windows, args.label)
     job = AttackJob(

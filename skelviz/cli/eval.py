@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from skelviz.cli.info import add_stats_argument, reader_options
+
 HELP = "evaluate a classifier checkpoint on a dataset: accuracy, confusion matrix, optional JSON report"
 
 
@@ -17,6 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="test: the held-out clips of the checkpoint's own split (same seed and fraction); "
                              "all: every clip of the file")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    add_stats_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,10 +29,11 @@ def run(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     clf = load_classifier(args.model).to(device)
+    reader = reader_options(args.data, args.stats)
     if args.split == "test":
-        _, windows = classifier_split(clf, args.data)
+        _, windows = classifier_split(clf, args.data, reader=reader)
     else:
-        windows = clf.preprocessing.window_set(load_dataset(args.data))
+        windows = clf.preprocessing.window_set(load_dataset(args.data, **reader))
     report = evaluate(clf, windows, device=device)
     report.pop("predictions")
     names = report["class_names"]

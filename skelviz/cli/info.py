@@ -16,6 +16,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--units", help="BVH length units override (e.g. m, cm, inch or a factor to metres)")
     parser.add_argument("--index", type=int, help="also describe clip INDEX of a multi-clip file")
     parser.add_argument("--skeleton", help="skeleton of an ST-GCN .npy (default hdm05_25)")
+    add_stats_argument(parser)
+
+
+def add_stats_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stats", default=None, metavar="PATH",
+                        help="a SMART .npz's normalisation statistics (preprocess_core.npz with Xmean, Xstd) when "
+                        "they are not beside it, e.g. adClassTrain.npz in a results folder")
+
+
+def reader_options(path, stats) -> dict:
+    """Reader keywords for ``--stats``: ``{"stats": PATH}`` for a SMART ``.npz``; a clear error for other files."""
+    from engine.errors import SkelvizError
+    from engine.io import detect_format
+
+    if stats is None:
+        return {}
+    if detect_format(path) != "smart-npz":
+        raise SkelvizError(f"--stats is for SMART .npz files; {path} is not one")
+    if not Path(stats).is_file():
+        raise SkelvizError(f"--stats {stats}: no such file (the SMART code writes it as preprocess_core.npz)")
+    return {"stats": str(stats)}
 
 
 def _fmt_seconds(s: float) -> str:
@@ -78,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"file:     {path}")
     print(f"format:   {fmt} ({FORMATS[fmt][1]})")
     kw = {"skeleton": args.skeleton} if args.skeleton and fmt in ("stgcn-npy", "smart-npz", "folder") else {}
+    kw.update(reader_options(path, args.stats))
     if fmt in _MULTI:
         if fmt == "folder" and args.units:
             kw["units"] = args.units

@@ -330,11 +330,12 @@ class MainWindow(QtWidgets.QMainWindow):
             self.settings.last_dir = str(Path(paths[0]).parent)
             self.open_paths(paths)
 
-    def open_paths(self, paths, asf: str | None = None, show: bool = True) -> None:
-        """Read files in the background; each success is added to the Data panel (the first one shown)."""
+    def open_paths(self, paths, asf: str | None = None, show: bool = True, stats: str | None = None) -> None:
+        """Read files in the background; each success is added to the Data panel (the first one shown).
+        ``asf``: an AMC's skeleton; ``stats``: a SMART .npz's preprocess_core.npz (both asked for when missing)."""
         for i, path in enumerate(paths):
             self.loading += 1
-            task = self.workers.start(api.open_dataset, str(path), asf, name=f"open {Path(path).name}")
+            task = self.workers.start(api.open_dataset, str(path), asf, stats, name=f"open {Path(path).name}")
             task.succeeded.connect(lambda ds, p=str(path), first=(i == 0): self._on_opened(p, ds, show and first))
             task.failed.connect(lambda exc, p=str(path): self._on_open_failed(p, exc))
             task.finished.connect(self._loading_done)
@@ -357,6 +358,15 @@ class MainWindow(QtWidgets.QMainWindow):
             )
             if asf:
                 self.open_paths([path], asf=asf)
+                return
+        if isinstance(exc, MissingCompanionFileError) and Path(path).suffix.lower() == ".npz":
+            # The SMART code writes adClassTrain.npz into a results folder, away from its data's statistics.
+            stats, _ = QtWidgets.QFileDialog.getOpenFileName(
+                self, f"Choose the normalisation statistics (preprocess_core.npz) of {Path(path).name}",
+                str(Path(path).parent), "NumPy (*.npz)"
+            )
+            if stats:
+                self.open_paths([path], stats=stats)
                 return
         self.report_error(f"Cannot open {Path(path).name}",
                           _failure_text(exc, path) + "\n\nThe clips loaded before are kept.")
