@@ -158,17 +158,20 @@ class TRADES(_AdversarialTraining):
 
     def adversaries(self, model, x, y, gen):
         with torch.no_grad():
-            p_clean = F.softmax(model(x), dim=1)
+            logp_clean = F.log_softmax(model(x), dim=1)
         start = x + 0.001 * torch.randn(x.shape, generator=gen).to(x.device)
 
         def kl(logits):
-            return F.kl_div(F.log_softmax(logits, dim=1), p_clean, reduction="none").sum(dim=1)
+            return F.kl_div(F.log_softmax(logits, dim=1), logp_clean, reduction="none", log_target=True).sum(dim=1)
 
         return self.pgd(model, x, kl, start)
 
     def loss(self, model, x, x_adv, y):
         logits = model(x)
-        kl = F.kl_div(F.log_softmax(model(x_adv), dim=1), F.softmax(logits, dim=1), reduction="batchmean")
+        # KL in log space (log_target): with probabilities as the target, a confident model's exact zeros give
+        # log(0) in the gradient and the fine-tuning turns NaN (seen on the cmu8 MLP-512)
+        kl = F.kl_div(F.log_softmax(model(x_adv), dim=1), F.log_softmax(logits, dim=1), reduction="batchmean",
+                      log_target=True)
         return F.cross_entropy(logits, y) + self.beta * kl
 
 
@@ -187,9 +190,10 @@ class MART(_AdversarialTraining):
     def loss(self, model, x, x_adv, y):
         logits, logits_adv = model(x), model(x_adv)
         p_adv = F.softmax(logits_adv, dim=1)
-        p_clean = F.softmax(logits, dim=1)
+        logp_clean = F.log_softmax(logits, dim=1)
+        p_clean = logp_clean.exp()
         others = p_adv.scatter(1, y[:, None], 0.0)
         bce = F.cross_entropy(logits_adv, y) - torch.log(1.0001 - others.max(dim=1).values).mean()
-        kl = (F.kl_div(F.log_softmax(logits_adv, dim=1), p_clean, reduction="none").sum(dim=1)
+        kl = (F.kl_div(F.log_softmax(logits_adv, dim=1), logp_clean, reduction="none", log_target=True).sum(dim=1)
               * (1.0 - p_clean.gather(1, y[:, None]).squeeze(1))).mean()
         return bce + self.beta * kl
