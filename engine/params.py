@@ -209,10 +209,7 @@ def make_params(params_cls, overrides: Mapping[str, Any] | None = None, *, prese
 
 
 def to_dict(params) -> dict[str, Any]:
-    """Provenance: the parameters as plain values (tuples become lists)."""
-    def plain(v):
-        if isinstance(v, tuple):
-            return [plain(x) for x in v]
-        return v
+    """Provenance: ``dataclasses.asdict(params)`` as plain values (tuples become lists)."""
+    from engine.plain import to_plain
 
-    return {k: plain(v) for k, v in dataclasses.asdict(params).items()}
+    return to_plain(dataclasses.asdict(params))

@@ -54,6 +54,7 @@ import torch
 
 from engine import metrics, validity
 from engine.errors import AttackError, SkelvizError
+from engine.plain import to_plain
 from engine.progress import ProgressFn
 
 log = logging.getLogger(__name__)
@@ -155,30 +156,12 @@ class AttackJob:
             "strategy": self.strategy,
             "top_n": self.top_n,
             "target": self.target,
-            "attack_kwargs": _jsonable(self.attack_kwargs),
+            "attack_kwargs": to_plain(self.attack_kwargs),
             "batch_size": self.batch_size,
             "limit": self.limit,
             "seed": self.seed,
-            **{k: _jsonable(v) for k, v in self.extra.items()},
+            **{k: to_plain(v) for k, v in self.extra.items()},
         }
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, torch.Tensor):
-        return value.tolist()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return repr(value)
 
 
 def build_attack(classifier, job: AttackJob, progress=None, cancel=None):

@@ -32,6 +32,7 @@ from engine.devices import model_device
 from engine.errors import CancelledError, DefenceError
 from engine.modes import eval_mode
 from engine.params import make_params, param, to_dict
+from engine.plain import to_plain
 from engine.progress import CancelFn, ProgressFn
 from engine.registry import Registry
 
@@ -129,18 +130,6 @@ def clean_accuracy(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 12
     return correct / len(x)
 
 
-def _plain_meta(value: Any) -> Any:
-    """Subclasses of str/int/float (``torch.__version__`` is one) → the plain type, so ``weights_only`` reads them."""
-    if isinstance(value, dict):
-        return {str(k): _plain_meta(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain_meta(v) for v in value]
-    for kind in (bool, str, int, float):
-        if isinstance(value, kind):
-            return kind(value)
-    return value
-
-
 class Defence:
     """Base class: holds the classifier (copied, never changed in place), the seed, device and callbacks.
 
@@ -206,7 +195,7 @@ class Defence:
         model = self.train(x, y)
         self.seconds = time.perf_counter() - t0
         model = model.cpu().eval()
-        model.meta = _plain_meta(dict(getattr(model, "meta", {}) or {}))
+        model.meta = to_plain(dict(getattr(model, "meta", {}) or {}), tensors="keep", unknown=lambda v: v)
         model.meta["defence"] = {
             "method": self.name,
             "params": {k: v for k, v in self.params.items()},

@@ -25,11 +25,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from engine.errors import CheckpointError, SkelvizError
 from engine.models.base import Classifier, build_model
+from engine.plain import to_plain
 from engine.preprocessing import Preprocessing
 from engine.registry import Registry
 from engine.skeletons import Skeleton
@@ -41,24 +41,13 @@ FORMAT_TAG = "skelviz-classifier"
 FORMAT_VERSION = 2  # 2: typed Preprocessing, world-coordinate input (1 is read and converted)
 
 
-def _plain(value: Any) -> Any:
-    """Tuples, numpy scalars and arrays → lists and Python numbers, so ``weights_only`` can read them back."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    if value is None or isinstance(value, torch.Tensor):
-        return value
-    for kind in (bool, int, float, str):  # subclasses (torch's TorchVersion, IntEnum …) are not loadable
-        if isinstance(value, kind):
-            return kind(value)
+def _refuse(value: Any) -> Any:
     raise CheckpointError(f"cannot store a {type(value).__name__} in a checkpoint ({value!r})")
+
+
+def _plain(value: Any) -> Any:
+    """Plain data (tensors kept) that ``weights_only`` can read back; anything else is refused."""
+    return to_plain(value, tensors="keep", unknown=_refuse)
 
 
 def classifier_to_dict(clf: Classifier) -> dict[str, Any]:
