@@ -228,3 +228,26 @@ def test_camera_frames_a_walker_on_load_and_follows_it(views, formats_dir):
     views.playback.seek(last)
     lo2, hi2 = box(last)
     assert np.linalg.norm((lo2 + hi2) / 2 - (lo + hi) / 2) > 0.1 * view.width()
+
+
+def test_participant_view_frames_a_stimulus_centred_and_large(qtbot):
+    """The participant window's fixed camera frames a 2 s stimulus (a window of a real CMU clip) centred and
+    large in a square view like the participant window's, the same for every participant (it sat small and low)."""
+    from engine import api
+    from skelviz.participant.stimulus_view import StimulusView
+
+    clip = api.demo_dataset("cmu")[0]  # basketball: a performer moving about
+    pre = api.demo_classifier("stgcn").preprocessing
+    window = pre.windows(clip)[0][..., 0].transpose(1, 2, 0)  # (T, V, 3), world coordinates
+    v = StimulusView()
+    qtbot.addWidget(v)
+    v.resize(600, 600)
+    v.show()
+    qtbot.waitExposed(v)
+    v.set_motion(window, clip.skeleton, pre.fps)
+    v.grid.setVisible(False)
+    img = render_view(v, 600, 600)
+    ys, xs = np.nonzero(_not_background(img))
+    assert (ys.max() - ys.min()) > 0.5 * 600, (ys.min(), ys.max())  # the old framing: about 37 %
+    # inside the view with a margin (the performer moves during the window, so frame 0 need not be centred)
+    assert xs.min() > 10 and xs.max() < 590 and ys.min() > 10 and ys.max() < 590, (xs.min(), xs.max())
