@@ -230,9 +230,9 @@ def test_camera_frames_a_walker_on_load_and_follows_it(views, formats_dir):
     assert np.linalg.norm((lo2 + hi2) / 2 - (lo + hi) / 2) > 0.1 * view.width()
 
 
-def test_participant_view_frames_a_stimulus_centred_and_large(qtbot):
-    """The participant window's fixed camera frames a 2 s stimulus (a window of a real CMU clip) centred and
-    large in a square view like the participant window's, the same for every participant (it sat small and low)."""
+def test_participant_view_frames_a_stimulus_large_and_inside(qtbot):
+    """The participant window's fixed camera frames a 2 s stimulus (a window of a real CMU clip) large and
+    inside a square view like the participant window's, the same for every participant (it sat small)."""
     from engine import api
     from skelviz.participant.stimulus_view import StimulusView
 
