@@ -192,7 +192,7 @@ def _run(args: argparse.Namespace, ctx) -> int:
         shown = {k: v for k, v in results.items() if k != "params"}
         print(json.dumps(shown, indent=2))
         if results.get("n_unlabelled"):
-            print(f"{results['n_unlabelled']} unlabelled window(s) were attacked away from the model's own "
+            print(f"{results['n_unlabelled']} window(s) had no label: each is attacked away from the model's own "
                   "prediction (anything but the predicted class); give --label CLASS to set their true class",
                   file=sys.stderr)
         if results.get("n", 0) == 0:
