@@ -10,7 +10,11 @@ Algorithm (per sample; all samples of a batch run together, each with its own st
 
 1. **Start point.** Untargeted: a clip of another class that the model classifies correctly (from ``starts``,
    else from the other clips of the batch), or, when there is none, the attacked clip plus growing noise
-   until it is misclassified. Targeted: a clip the model classifies as the target class. A binary search on
+   until it is misclassified. A start clip is first moved onto the attacked clip's root trajectory (its root
+   joint's position in every frame replaced by the attacked clip's, the rest following): the published code
+   works on root-centred data, where every clip shares that trajectory, and on world-coordinate motion a start
+   recorded elsewhere in the room would otherwise begin metres away (the oracle still checks that the moved
+   clip keeps its class). Targeted: a clip the model classifies as the target class. A binary search on
    the path from the start point to the clean clip ``x`` then takes the adversarial point closest to ``x``.
 2. **Random exploration** (``trials`` candidates per iteration). Gaussian noise, coupled across joints by
    ``W = I + coupling · A`` (``A`` the skeleton's row-normalised adjacency: neighbouring joints move together,
@@ -413,6 +417,13 @@ class BASAR(Attack):
         log.info("no joint limits given or stored with the model: estimating them from the clips being attacked")
         return estimate_joint_angle_limits(data, self.skeleton, source="the attacked clips")
 
+    def _on_trajectory(self, clips: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """``clips`` translated frame by frame so that their main performer's root follows ``like``'s (absent
+        performers stay zero)."""
+        r = self.skeleton.root
+        shift = like[:, :, :, r : r + 1, :1] - clips[:, :, :, r : r + 1, :1]
+        return torch.where(present_performers(clips) > 0, clips + shift, clips)
+
     def _start(self, walk, x, y, target, gen, clean_pred, already, mask):
         """Adversarial start points (on the manifold, for on-manifold BASAR) moved towards ``x`` by a binary
         search (module docstring, step 1)."""
@@ -440,7 +451,7 @@ class BASAR(Attack):
             if len(idx) == 0:
                 break
             j = torch.as_tensor([wanted[int(i)][r] for i in idx], device=dev)
-            cand = walk.onto(pool[j], idx)
+            cand = walk.onto(self._on_trajectory(pool[j], x[idx]), idx)
             pred = self.oracle(cand, idx)
             good = (pred == pool_labels[j]) & self._is_adv(pred, idx, y, target)
             start[idx[good]] = cand[good]

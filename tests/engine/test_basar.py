@@ -16,7 +16,7 @@ from engine.attacks import get_attack
 from engine.attacks.basar import BASAR
 from engine.attacks.manifold import estimate_joint_angle_limits, joint_angles
 from engine.attacks.oracle import LabelOracle, in_oracle_call
-from engine.errors import AttackError, CancelledError
+from engine.errors import AttackError, CancelledError, ParameterError
 from engine.losses import bone_lengths
 
 
@@ -123,7 +123,7 @@ def test_the_guard_model_catches_any_access_but_the_oracles(cmu8, centroid_model
     with pytest.raises(AssertionError, match="outside"):
         guard(x)
     LabelOracle(guard, 2)(x, torch.tensor([0, 1]))  # the oracle's way works
-    from engine import oracle as oracle_module
+    from engine.attacks import oracle as oracle_module
 
     with oracle_module._oracle_call(), torch.no_grad(), pytest.raises(AssertionError, match="argmax"):
         guard(x).softmax(-1)  # reading scores is caught
@@ -169,7 +169,7 @@ def test_basar_cancel_stops_it(cmu8, centroid_model):
 
 def test_basar_rejects_bad_settings(cmu8, centroid_model):
     train, test, tx, ty, limits = cmu8
-    with pytest.raises(AttackError, match="budget"):
+    with pytest.raises(ParameterError, match="parameter 'queries' must be a whole number >= 1, got 0"):
         BASAR(centroid_model, queries=0)
     with pytest.raises(AttackError, match="together"):
         BASAR(centroid_model, starts=tx)
