@@ -18,7 +18,7 @@ from engine.defenses import DEFENCES, BEATClassifier, SmoothedClassifier, get_de
 from engine.defenses.common import clean_accuracy
 from engine.defenses.robustness import evaluate_robustness
 from engine.defenses.smoothing import certified_radius, certify, clopper_pearson_lower
-from engine.errors import CheckpointError, DefenceError
+from engine.errors import CheckpointError, DefenceError, ParameterError
 from engine.models.base import Classifier
 from engine.skeletons import get as get_skeleton
 
@@ -360,11 +360,13 @@ def test_app_facade_lists_and_applies_defences_on_a_clip_collection(tiny):
 def test_robust_accuracy_is_judged_by_the_model_and_respects_a_budget(tiny):
     clf, ws = tiny
     x, y = torch.from_numpy(ws.x[:8]), torch.from_numpy(ws.y[:8])
-    attacks = [("smart", {"iterations": 30, "lr": 0.05, "record_history": False, "no_such_param": 1})]
+    with pytest.raises(ParameterError, match=r"unknown parameter\(s\) 'no_such_param'"):  # never silently dropped
+        evaluate_robustness(clf, x, y, [("smart", {"iterations": 30, "no_such_param": 1})])
+    attacks = [("smart", {"iterations": 30, "lr": 0.05, "record_history": False})]
     free = evaluate_robustness(clf, x, y, attacks)
     capped = evaluate_robustness(clf, x, y, attacks, budget=0.0)
     entry = free["attacks"]["smart"]
-    assert entry["params"]["iterations"] == 30 and "no_such_param" not in entry["params"]
+    assert entry["params"]["iterations"] == 30
     assert entry["robust_accuracy"] < free["clean_accuracy"], "the attack should break something here"
     assert entry["mean_joint_displacement_m"] > 0
     # with a zero displacement budget no attacked window counts as broken

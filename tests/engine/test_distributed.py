@@ -303,7 +303,7 @@ def _attack_args(out: Path) -> list[str]:
         "--method",
         "smart",
         "--iters",
-        "8",
+        "40",  # honest victims (world input, centred inside) need a few dozen steps, not a root nudge
         "--limit",
         "5",
         "--batch-size",

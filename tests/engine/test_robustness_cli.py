@@ -70,5 +70,5 @@ def test_defend_rejects_an_unknown_parameter(mlp_checkpoint, cmu8_path, tmp_path
     rc = main(["defend", "--method", "trades", "--model", str(mlp_checkpoint), "--data", str(cmu8_path),
                "--out", str(tmp_path / "x.pt"), "--param", "no_such=1", "--device", "cpu", "--quiet"])
     assert rc == 2
-    assert "does not take these parameters" in capsys.readouterr().err
+    assert "unknown parameter(s) 'no_such'; the parameters are" in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists()
