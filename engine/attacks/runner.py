@@ -30,7 +30,9 @@ Output folder ``DIR``:
     motion on its root outside the model, ``mean_top_joint_share``/``mean_top_frame_share`` over successes,
     ``warnings``), ``clean_accuracy`` (over the labelled windows; None without labels), ``n_windows``, ``n_unlabelled``
     (attacked away from the model's own prediction), ``n_correct``,
-    ``seconds``, ``params``. The HDF5 file holds the per-sample ``success`` (re-checked),
+    ``seconds``, ``params`` (the job) and ``attack_params`` (``asdict`` of the attack's typed parameters, every
+    value the attack ran with; also the HDF5 root attribute ``attack_params``). The HDF5 file holds the
+    per-sample ``success`` (re-checked),
     ``success_reported`` and ``success_recentred``.
 
 Which windows: every window the classifier classifies correctly (``limit``: only the first K of them). For SA
@@ -331,7 +333,9 @@ def run_attack_job(
     distributed.map_sharded(attack_batch, pending, what="batches", on_result=save_batch)
     if not ctx.is_main:
         return {}
-    results = assemble(out, job, stats, windows, seconds=time.perf_counter() - t0, total=total)
+    attack_params = build_attack(classifier, job).params  # asdict(params) of the attack every batch ran
+    results = assemble(out, job, stats, windows, seconds=time.perf_counter() - t0, total=total,
+                       attack_params=attack_params)
     return results
 
 
@@ -344,7 +348,8 @@ def _read_parts(out: Path, n_batches: int) -> dict[str, np.ndarray]:
     return {k: np.concatenate(v) for k, v in arrays.items()}
 
 
-def assemble(out: Path, job: AttackJob, stats: dict, windows, *, seconds: float, total: int) -> dict:
+def assemble(out: Path, job: AttackJob, stats: dict, windows, *, seconds: float, total: int,
+             attack_params: dict | None = None) -> dict:
     """Write ``adversarial.h5`` and ``results.json`` from the batch parts; return the results."""
     import h5py
 
@@ -358,6 +363,7 @@ def assemble(out: Path, job: AttackJob, stats: dict, windows, *, seconds: float,
         f.attrs["schema"] = SCHEMA
         f.attrs["schema_version"] = SCHEMA_VERSION
         f.attrs["params"] = json.dumps(params)
+        f.attrs["attack_params"] = json.dumps(to_plain(attack_params or {}))
         f.attrs["class_names"] = json.dumps(list(windows.class_names))
         f.attrs["skeleton"] = json.dumps(windows.skeleton.to_dict())
         f.attrs["fps"] = float(windows.fps)
@@ -413,6 +419,7 @@ def assemble(out: Path, job: AttackJob, stats: dict, windows, *, seconds: float,
         **stats,
         "seconds": round(float(seconds), 3),
         "params": params,
+        "attack_params": to_plain(attack_params or {}),
     }
     _atomic_write_text(out / "results.json", json.dumps(results, indent=2))
     return results

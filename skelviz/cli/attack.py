@@ -189,7 +189,7 @@ def _run(args: argparse.Namespace, ctx) -> int:
     results = run_attack_job(classifier, windows, args.out, job, device=device,
                              progress=_progress(args.quiet or not ctx.is_main))
     if ctx.is_main:
-        shown = {k: v for k, v in results.items() if k != "params"}
+        shown = {k: v for k, v in results.items() if k not in ("params", "attack_params")}
         print(json.dumps(shown, indent=2))
         if results.get("n_unlabelled"):
             print(f"{results['n_unlabelled']} window(s) had no label: each is attacked away from the model's own "

@@ -43,6 +43,10 @@ def test_attack_writes_results_and_h5_and_resumes(checkpoint, cmu8_path, tmp_pat
         assert (f["clean_pred"][()] == f["label"][()]).all()  # only correctly classified windows are attacked
         params = json.loads(f.attrs["params"])
         assert params["attack_kwargs"] == {"iterations": 3} and params["limit"] == 3
+        # provenance: every value of the attack's typed parameters (asdict), in the file and in results.json
+        full = json.loads(f.attrs["attack_params"])
+        assert full["iterations"] == 3 and full["lr"] == 0.005 and full["method"] == "smart"
+        assert results["attack_params"] == full
         assert set(f["metrics"]) >= {"l2", "bone_length_rel_dev", "accel_dev"}
         success = f["success"][()]
         # perceptual metrics are means over the (re-checked) successes; failures are counted separately
