@@ -83,12 +83,13 @@ epochs):
 ``adversary_class`` other the energy of the most likely wrong class (see above); ``"same"`` for the literal one
 ================= ======= ====================================================================================
 
-Measured (``bench/defence.py``, cmu8 benchmark, 97 held-out windows): on the fully connected base BEAT keeps
-clean accuracy (85.6%) and raises robust accuracy under SMART-AB from 72.2% to 76.3% (EOT-SMART 82.5%); the literal
-energy (``adversary_class="same"``) lowers it to 62.9%. On a small ST-GCN, which SMART breaks on 99% of the
-windows, BEAT costs 6 points of clean accuracy and does not resist SMART (0%), at ``lam`` 50 or 10: a head on
-frozen features cannot undo a perturbation that already moved the features. Adversarial fine-tuning of every
-weight (MART) does better there.
+Measured (``bench/defence.py``, cmu8 benchmark, 97 held-out windows, world-coordinate input centred inside the
+model, so no attack can move the root channel; the figures before that fix measured the artefact): on the
+SMART/BEAT code's MLP (512 units) the ``runner-up`` recipe keeps clean accuracy (84.5% → 85.6%) and raises
+robust accuracy under SMART-AB from 46.4% to 60.8% (EOT-SMART 45.4% → 70.1%, I-FGSM ±1 cm 63.9% → 70.1%); the
+``published`` preset keeps 82.5% clean and does not raise it against SMART (46.4%; EOT-SMART 52.6%). Both are
+behind TRADES (77.3%) and MART (75.3%), which fine-tune every weight, and BEAT trains 4× slower than TRADES
+there (54.6 s vs 13.3 s). On the small ST-GCN see ``bench/results/defence_stgcn.md``.
 
 Presets (``build("beat", clf, preset=...)``, ``skelviz defend --preset``, the Defence panel):
 
