@@ -28,7 +28,9 @@ class before this was fixed).
 Measured (``bench/defence.py``, cmu8 benchmark, world-coordinate input centred inside the model, MLP-512 base,
 10 epochs, all 97 held-out windows; clean / robust under SMART-AB / under I-FGSM ±1 cm): base 84.5% / 46.4% /
 63.9%; TRADES 86.6% / 77.3% / 81.4%; MART 85.6% / 75.3% / 82.5%; SMART-AT 85.6% / 59.8% / 69.1% (BEAT:
-85.6% / 60.8% / 70.1%). ``bench/results/`` holds the full tables, the small ST-GCN's included.
+85.6% / 60.8% / 70.1%). On the small ST-GCN (40 windows): base 92.8% / 2.5% / 0%; MART 83.5% / 37.5% / 62.5%;
+SMART-AT 89.7% / 35.0% / 37.5%; TRADES at 3 cm gives clean accuracy away (54.6% / 57.5% / 60.0%): lower ``eps``
+or ``beta`` to keep more of it. ``bench/results/`` holds the full tables.
 """
 
 from __future__ import annotations
