@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # skelviz developer entry point. From a fresh Debian machine with Python 3.11:
-#   ./dev.sh demo    set everything up, then open the app on the embedded (synthetic) demo
+#   ./dev.sh demo    set everything up, then open the app on the real CMU demo (File > Open demo > synthetic for the other)
 #   ./dev.sh test    set everything up, then run the whole test suite (ruff + pytest, GL tests under Xvfb)
 # Anything after the verb is passed on (to `skelviz` for demo, to pytest for test).
 set -euo pipefail

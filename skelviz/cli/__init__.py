@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="skelviz",
         description="Adversarial robustness of skeleton-based action recognition. "
-        "Run without a command to open the app on the embedded synthetic demo; `skelviz FILE` opens a file.",
+        "Run without a command to open the app on the real CMU demo; `skelviz FILE` opens a file.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
