@@ -129,25 +129,14 @@ def _coerce(value: Any, spec: ParamSpec, f: dataclasses.Field, where: str) -> An
             out = bool(value)
         else:
             raise bad()
-    elif kind is int:
-        if isinstance(value, bool):
-            raise bad()
+    elif kind in (int, float):  # numbers: finite, never a bool; whole for int fields
         try:
-            as_float = float(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise bad() from None
-        if not math.isfinite(as_float) or as_float != int(as_float):
+        if isinstance(value, bool) or not math.isfinite(number) or (kind is int and number != int(number)):
             raise bad()
-        out = int(as_float)
-    elif kind is float:
-        if isinstance(value, bool):
-            raise bad()
-        try:
-            out = float(value)
-        except (TypeError, ValueError):
-            raise bad() from None
-        if not math.isfinite(out):
-            raise bad()
+        out = kind(number)
     elif kind is str:
         if not isinstance(value, str):
             raise bad()
