@@ -209,16 +209,36 @@ class BEATClassifier(Classifier):
             return g, g
         return phi, g
 
+    @torch.no_grad()
+    def head_inputs(self, x: torch.Tensor, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(f's input, base logits)`` of clips ``x`` in metres, in no-grad chunks of ``batch_size``: what BEAT
+        training caches once for the clean windows (``g`` is frozen and in eval mode, so they never change)."""
+        parts = [self.head_and_base(self.net.features(self.network_input(chunk))) for chunk in x.split(batch_size)]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
     def logits_with(self, head: nn.Module, phi: torch.Tensor) -> torch.Tensor:
         """``h = f(input) + base`` of one head on features ``phi``."""
         inp, base = self.head_and_base(phi)
         return head(inp) + base
 
+    def stacked_heads(self, heads: Sequence[int] | None = None) -> tuple[torch.Tensor, ...]:
+        """The chosen posterior samples' weights stacked along a leading sample axis:
+        ``(W1 (S, H, D), b1 (S, 1, H), W2 (S, K, H), b2 (S, 1, K))``. Stacked on each call (a few small copies),
+        so loading, moving or editing a head never leaves a stale stack behind."""
+        chosen = list(self.heads) if heads is None else [self.heads[i] for i in heads]
+        w1 = torch.stack([h.fc1.weight for h in chosen])
+        b1 = torch.stack([h.fc1.bias for h in chosen]).unsqueeze(1)
+        w2 = torch.stack([h.fc2.weight for h in chosen])
+        b2 = torch.stack([h.fc2.bias for h in chosen]).unsqueeze(1)
+        return w1, b1, w2, b2
+
     def sample_logits_from_features(self, phi: torch.Tensor, heads: Sequence[int] | None = None) -> torch.Tensor:
-        """``h_i = f_i(·) + g`` for the chosen posterior samples: (S, N, K)."""
+        """``h_i = f_i(·) + g`` for the chosen posterior samples: (S, N, K), all samples in one batched pass
+        (two batched matrix products on the stacked weights, not a loop over the heads)."""
         inp, base = self.head_and_base(phi)
-        idx = range(self.num_samples) if heads is None else heads
-        return torch.stack([self.heads[i](inp) + base for i in idx])
+        w1, b1, w2, b2 = self.stacked_heads(heads)
+        hidden = F.relu(torch.baddbmm(b1, inp.unsqueeze(0).expand(len(w1), -1, -1), w1.transpose(1, 2)))
+        return torch.baddbmm(b2, hidden, w2.transpose(1, 2)) + base
 
     def head(self, features: torch.Tensor) -> torch.Tensor:
         logp = torch.log_softmax(self.sample_logits_from_features(features), dim=-1)
@@ -308,11 +328,15 @@ class BEATParams(DefenceParams):
     lam: float = param(50.0, "λ, weight of the skeleton distance in the energy", min=0.0)
     betas: tuple[float, ...] = param((1.0, 1.0, 1.0), "weights of the 0th, 1st, 2nd … frame differences in d")
     bone_weight: float = param(1.0, "weight of the bone-length term of d", min=0.0)
-    sgld_steps: int = param(10, "SGLD steps per adversarial sample", min=0)
+    sgld_steps: int = param(1, "SGLD steps per minibatch (per visit of a window's chain when persistent)", min=0)
     sgld_lr: float = param(0.002, "SGLD step", unit="m", min=0.0)
     sgld_noise: float = param(0.002, "SGLD noise std", unit="m", min=0.0)
     init_noise: float = param(0.01, "uniform perturbation of the clean clip that starts each chain", unit="m",
                               min=0.0)
+    persistent: bool = param(True, "keep every training window's chains in a replay buffer and advance them "
+                                   "across epochs (PCD) instead of restarting them at every minibatch")
+    reinit_freq: float = param(0.05, "chance that a persistent chain restarts from its clean clip at a visit",
+                               min=0.0, max=1.0)
     clf_weight: float = param(1.0, "weight of −log p(y|x)", min=0.0)
     adv_weight: float = param(1.0, "weight of −log p(x̃|x, y)", min=0.0)
     x_weight: float = param(0.0, "weight of −log p(x) (contrastive divergence)", min=0.0)
@@ -326,7 +350,7 @@ class BEATParams(DefenceParams):
         "runner-up": {},
         # the authors' code settings (module docstring, "Presets")
         "published": {"adversary_class": "same", "x_weight": 1.0, "head_input": "logits",
-                      "betas": (0.0, 1.0, 1.0, 1.0)},
+                      "betas": (0.0, 1.0, 1.0, 1.0), "persistent": False, "sgld_steps": 10},
     }
 
     def validate(self, where: str) -> None:
@@ -350,67 +374,109 @@ class BEAT(Defence):
         return {**super().params, "epochs": self.epochs}
 
     # -- samplers ---------------------------------------------------------------------------------------------
-    def _noise(self, like: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        return torch.randn(like.shape, generator=gen).to(like.device)
+    def _restart(self, x: torch.Tensor, present: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """A chain's start: the clean clip plus uniform noise of ±``init_noise`` on the present performers."""
+        u = torch.rand(x.shape, generator=gen, device=x.device) * 2 - 1
+        return (x + u * self.init_noise * present).detach()
 
-    def sample_adversaries(self, model: BEATClassifier, head: PosteriorHead, x: torch.Tensor, y: torch.Tensor,
-                           gen: torch.Generator, present: torch.Tensor) -> torch.Tensor:
-        """SGLD draws of ``x̃ ~ p(x̃ | x, c) ∝ exp{h(x̃)[c] − λ d(x, x̃)}`` around the clean clips ``x``.
+    def sgld_step(self, model: BEATClassifier, head: PosteriorHead, x_adv: torch.Tensor, x_neg: torch.Tensor | None,
+                  x: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor, present: torch.Tensor,
+                  gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
+        """One SGLD step of the adversary chains ``x_adv`` and (when given) the ``p(x)`` chains ``x_neg`` of the
+        minibatch ``x`` (``x_adv`` may be empty when only the ``p(x)`` term is on): both stacked into **one** forward and one backward pass of ``g`` (their energies are
+        per-sample, ``g`` is in eval mode, so the summed energy's gradient is every row's own).
 
-        ``c = y`` with ``adversary_class="same"``; with ``"other"`` (default) ``c`` is the most likely wrong
-        class at ``x`` (see the module docstring).
+        Adversaries: ``x̃ ~ exp{h(x̃)[c] − λ d(x, x̃)}``, ``c = y`` (``adversary_class="same"``) or the most likely
+        wrong class at the chain's current state (``"other"``); negatives: ``exp{logsumexp h(x⁻)}``.
+        Returns ``(next x_adv, next x_neg, (f's input, base logits) at the states the step started from)``;
+        the last two are detached and are what the head trains on (they cost no extra forward pass).
         """
-        lengths = bone_lengths(x, model.skeleton)
+        na = len(x_adv)
+        leaf_a = x_adv.detach().requires_grad_(True)
+        leaves = [leaf_a]
+        if x_neg is not None:
+            leaves.append(x_neg.detach().requires_grad_(True))
+        stacked = torch.cat(leaves) if len(leaves) > 1 else leaf_a
+        inp, base = model.head_and_base(model.net.features(model.network_input(stacked)))
+        h = head(inp) + base
+        h_adv = h[:na]
         if self.adversary_class == "other":
-            with torch.no_grad():
-                logits = model.logits_with(head, model.net.features(model.network_input(x)))
-                y = logits.scatter(1, y[:, None], float("-inf")).argmax(1)
-        u = (torch.rand(x.shape, generator=gen).to(x.device) * 2 - 1) * self.init_noise
-        xt = (x + u * present).detach()
-        for _ in range(self.sgld_steps):
-            xt.requires_grad_(True)
-            h = model.logits_with(head, model.net.features(model.network_input(xt)))
-            energy_c = h.gather(1, y[:, None]).squeeze(1)
-            dist = skeleton_distance(x, xt, model.skeleton, self.betas, self.bone_weight, lengths)
-            g_c, = torch.autograd.grad(energy_c.sum(), xt, retain_graph=True)
-            g_d, = torch.autograd.grad(dist.sum(), xt)
-            with torch.no_grad():
-                drift = _rms_normalise(g_c * present) - self.lam * g_d
-                xt = xt + (self.sgld_lr * drift + self.sgld_noise * self._noise(xt, gen)) * present
-        return xt.detach()
+            target = h_adv.detach().scatter(1, y[:na, None], float("-inf")).argmax(1)
+        else:
+            target = y[:na]
+        energy = h_adv.gather(1, target[:, None]).sum()
+        if x_neg is not None:
+            energy = energy + torch.logsumexp(h[na:], dim=1).sum()
+        grads = torch.autograd.grad(energy, leaves)
+        dist = skeleton_distance(x[:na], leaf_a, model.skeleton, self.betas, self.bone_weight, lengths[:na])
+        g_d, = torch.autograd.grad(dist.sum(), leaf_a) if na else (torch.zeros_like(leaf_a),)
+        with torch.no_grad():
+            pa = present[:na]
+            drift = _rms_normalise(grads[0] * pa) - self.lam * g_d
+            noise = torch.randn(x_adv.shape, generator=gen, device=x_adv.device)
+            next_adv = x_adv + (self.sgld_lr * drift + self.sgld_noise * noise) * pa
+            next_neg = None
+            if x_neg is not None:
+                noise = torch.randn(x_neg.shape, generator=gen, device=x_neg.device)
+                next_neg = x_neg + (self.sgld_lr * _rms_normalise(grads[1] * present) + self.sgld_noise * noise) * present
+        return next_adv.detach(), next_neg, inp.detach(), base.detach()
 
-    def sample_negatives(self, model: BEATClassifier, head: PosteriorHead, x: torch.Tensor, gen: torch.Generator,
-                         present: torch.Tensor) -> torch.Tensor:
-        """Short-run SGLD on ``log p(x) = logsumexp h(x)`` from the perturbed clean clips (contrastive divergence)."""
-        u = (torch.rand(x.shape, generator=gen).to(x.device) * 2 - 1) * self.init_noise
-        xn = (x + u * present).detach()
+    def advance_chains(self, model: BEATClassifier, head: PosteriorHead, x_adv: torch.Tensor,
+                       x_neg: torch.Tensor | None, x: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor,
+                       present: torch.Tensor, gen: torch.Generator):
+        """``sgld_steps`` SGLD steps of the chains; returns ``(x_adv, x_neg, f's input, base logits)`` where the
+        last two belong to the samples the head trains on (stacked: adversaries first, then negatives).
+
+        Persistent chains: the samples are the chains' states before their last step (already evaluated by
+        that step's forward pass; the step itself is kept for the chain's next visit). Restarted chains (the
+        published code): the states after the last step, evaluated by one more forward pass.
+        """
+        inp = base = None
         for _ in range(self.sgld_steps):
-            xn.requires_grad_(True)
-            e = torch.logsumexp(model.logits_with(head, model.net.features(model.network_input(xn))), dim=1)
-            grad, = torch.autograd.grad(e.sum(), xn)
+            x_adv, x_neg, inp, base = self.sgld_step(model, head, x_adv, x_neg, x, y, lengths, present, gen)
+        if inp is None or not self.persistent:
+            stacked = x_adv if x_neg is None else torch.cat([x_adv, x_neg])
             with torch.no_grad():
-                xn = xn + (self.sgld_lr * _rms_normalise(grad * present) + self.sgld_noise * self._noise(xn, gen)) * present
-        return xn.detach()
+                inp, base = model.head_and_base(model.net.features(model.network_input(stacked)))
+        return x_adv, x_neg, inp, base
 
     # -- training ---------------------------------------------------------------------------------------------
     def train(self, x: torch.Tensor, y: torch.Tensor) -> BEATClassifier:
         base = self.base_copy().eval()
+        dev = self.device
         feature_dim = getattr(base.net, "feature_dim", None)
         if feature_dim is None:
             with torch.no_grad():
-                feature_dim = int(base.features(x[:2].to(self.device)).shape[1])
+                feature_dim = int(base.features(x[:2].to(dev)).shape[1])
         if self.head_input == "logits":  # the published code's head reads relu(g(x))
             feature_dim = base.num_classes
         torch.manual_seed(self.seed)
-        head = PosteriorHead(int(feature_dim), base.num_classes, self.hidden).to(self.device)
-        model = BEATClassifier(base, [head], self.head_input).to(self.device).eval()
+        head = PosteriorHead(int(feature_dim), base.num_classes, self.hidden).to(dev)
+        model = BEATClassifier(base, [head], self.head_input).to(dev).eval()
         gen = torch.Generator().manual_seed(self.seed)
         # Under torchrun (engine.distributed) the chain is data-parallel: every rank draws the same minibatches
         # and SG-HMC noise from `gen`, computes the gradient on its part of each minibatch, and the parts are
         # averaged (one all-reduce), so every rank holds the same chain; SGLD draws come from the rank's own
         # generator. In a single process `sgld_gen` is `gen` and nothing changes.
-        sgld_gen = distributed.rank_generator(gen, self.seed)
+        sgld_cpu = distributed.rank_generator(gen, self.seed)
+        # Noise is drawn on the training device (no host round trip per step): device generators seeded once
+        # from the CPU ones (the same seeds on every rank for the shared one).
+        param_gen = torch.Generator(device=dev).manual_seed(int(torch.randint(2**62, (1,), generator=gen)))
+        sgld_gen = torch.Generator(device=dev).manual_seed(int(torch.randint(2**62, (1,), generator=sgld_cpu)))
         n = len(x)
+        # g is frozen and in eval mode: the clean windows' features, f's input, base logits and bone lengths are
+        # constants, computed once here instead of at every minibatch and every SGLD step.
+        x_all, y_all = x.to(dev), y.to(dev)
+        present_all = (x_all != 0).any(dim=1, keepdim=True).any(dim=2, keepdim=True).any(dim=3, keepdim=True).float()
+        inp_clean, base_clean = model.head_inputs(x_all)
+        with torch.no_grad():
+            lengths_all = bone_lengths(x_all, model.skeleton)
+        adv_buffer = neg_buffer = None
+        if self.persistent:  # replay buffers: one chain per training window, kept on the device
+            if self.adv_weight:
+                adv_buffer = self._restart(x_all, present_all, sgld_gen)
+            if self.x_weight:
+                neg_buffer = self._restart(x_all, present_all, sgld_gen)
         params = list(head.parameters())
         momentum = [torch.zeros_like(p) for p in params]
         # SG-HMC in the "SGD with momentum" form: v ← (1−α)v − η∇Ũ + N(0, 2αηT), θ ← θ + v, with
@@ -421,33 +487,57 @@ class BEAT(Defence):
         steps_per_epoch = num_batches(n, self.batch_size)
         total = self.epochs * steps_per_epoch
         done = 0
+        last: dict[str, float] = {}
+        zero = torch.zeros((), device=dev)
         for epoch in range(1, self.epochs + 1):
-            sums = {"loss": 0.0, "clf": 0.0, "adv": 0.0, "px": 0.0}
-            for idx in minibatches(n, self.batch_size, gen):
-                idx, weight = distributed.local_minibatch(idx)
-                xb, yb = x[idx].to(self.device), y[idx].to(self.device)
-                present = (xb != 0).any(dim=1, keepdim=True).any(dim=2, keepdim=True).any(dim=3, keepdim=True)
-                present = present.float()
-                head.eval()
-                x_adv = self.sample_adversaries(model, head, xb, yb, sgld_gen, present) if self.adv_weight else None
-                x_neg = self.sample_negatives(model, head, xb, sgld_gen, present) if self.x_weight else None
-                head.train()
-                with torch.no_grad():
-                    inp, g = model.head_and_base(model.net.features(model.network_input(xb)))
-                logits = head(inp) + g
+            sums = torch.zeros(4, device=dev)  # loss, clf, adv, px: summed on the device, read once per epoch
+            parts = [distributed.local_minibatch(b) for b in minibatches(n, self.batch_size, gen)]
+            dev_idx = torch.cat([p[0] for p in parts]).to(dev).split([len(p[0]) for p in parts])
+            for (idx_cpu, weight), idx in zip(parts, dev_idx):
+                xb, yb, present = x_all[idx], y_all[idx], present_all[idx]
+                inp_b, base_b = inp_clean[idx], base_clean[idx]
+                x_adv = x_neg = None
+                if self.adv_weight or self.x_weight:
+                    if self.persistent:
+                        x_adv = adv_buffer[idx] if adv_buffer is not None else None
+                        x_neg = neg_buffer[idx] if neg_buffer is not None else None
+                        if self.reinit_freq > 0:
+                            fresh = (torch.rand(len(idx), generator=sgld_gen, device=dev) < self.reinit_freq)
+                            fresh = fresh.view(-1, 1, 1, 1, 1)
+                            if x_adv is not None:
+                                x_adv = torch.where(fresh, self._restart(xb, present, sgld_gen), x_adv)
+                            if x_neg is not None:
+                                x_neg = torch.where(fresh, self._restart(xb, present, sgld_gen), x_neg)
+                    else:
+                        x_adv = self._restart(xb, present, sgld_gen) if self.adv_weight else None
+                        x_neg = self._restart(xb, present, sgld_gen) if self.x_weight else None
+                    if x_adv is None:  # p(x) term only: the sampler needs an adversary chain to stack with
+                        x_adv = xb[:0]
+                    head.eval()
+                    x_adv, x_neg, inp_s, base_s = self.advance_chains(
+                        model, head, x_adv, x_neg, xb, yb, lengths_all[idx], present, sgld_gen)
+                    head.train()
+                    if adv_buffer is not None:
+                        adv_buffer[idx] = x_adv
+                    if neg_buffer is not None:
+                        neg_buffer[idx] = x_neg
+                    inp_all, base_all = torch.cat([inp_b, inp_s]), torch.cat([base_b, base_s])
+                else:
+                    inp_all, base_all = inp_b, base_b
+                # the head's forward on clean, adversarial and negative samples in one pass
+                logits_all = head(inp_all) + base_all
+                nb = len(idx)
+                logits = logits_all[:nb]
                 loss_clf = F.cross_entropy(logits, yb)
                 loss = self.clf_weight * loss_clf
-                loss_adv = torch.zeros(())
-                loss_px = torch.zeros(())
-                if x_adv is not None:
-                    with torch.no_grad():
-                        inp_a, g_a = model.head_and_base(model.net.features(model.network_input(x_adv)))
-                    loss_adv = F.cross_entropy(head(inp_a) + g_a, yb)
+                loss_adv = loss_px = zero
+                na = len(x_adv) if x_adv is not None and self.adv_weight else 0
+                if self.adv_weight:
+                    loss_adv = F.cross_entropy(logits_all[nb:nb + na], yb)
                     loss = loss + self.adv_weight * loss_adv
-                if x_neg is not None:
-                    with torch.no_grad():
-                        inp_n, g_n = model.head_and_base(model.net.features(model.network_input(x_neg)))
-                    loss_px = -(torch.logsumexp(logits, 1).mean() - torch.logsumexp(head(inp_n) + g_n, 1).mean())
+                if self.x_weight:
+                    logits_neg = logits_all[nb + na:]
+                    loss_px = -(torch.logsumexp(logits, 1).mean() - torch.logsumexp(logits_neg, 1).mean())
                     loss = loss + self.x_weight * loss_px
                 grads = distributed.average_gradients(torch.autograd.grad(loss, params), weight)
                 with torch.no_grad():
@@ -455,22 +545,23 @@ class BEAT(Defence):
                         u_grad = n * gr + p / (self.prior_std ** 2)
                         v.mul_(1.0 - self.friction).add_(-eta * u_grad)
                         if noise_std > 0:
-                            v.add_(torch.randn(p.shape, generator=gen).to(p.device) * noise_std)
+                            v.add_(torch.randn(p.shape, generator=param_gen, device=dev) * noise_std)
                         p.add_(v)
-                sums["loss"] += float(loss.detach()) * len(idx)
-                sums["clf"] += float(loss_clf.detach()) * len(idx)
-                sums["adv"] += float(loss_adv.detach()) * len(idx)
-                sums["px"] += float(loss_px.detach()) * len(idx)
+                    sums += torch.stack([loss, loss_clf, loss_adv, loss_px]).detach() * len(idx_cpu)
                 done += 1
-                self.tick(done, total, {"epoch": epoch, "loss": float(loss.detach())})
-            record = {"epoch": epoch, **{k: v / n for k, v in sums.items()}}
+                # no host sync inside the loop: the progress carries the last finished epoch's mean losses
+                self.tick(done, total, {"epoch": epoch, **last})
+            means = (sums / n).tolist()
+            last = dict(zip(("loss", "clf", "adv", "px"), means))
+            record = {"epoch": epoch, **last}
             if epoch > self.burn_in and (epoch - self.burn_in) % self.thin == 0 and len(samples) < self.num_samples:
                 kept = PosteriorHead(int(feature_dim), base.num_classes, self.hidden)
                 kept.load_state_dict({k: v.detach().cpu().clone() for k, v in head.state_dict().items()})
-                samples.append(kept.to(self.device))
+                samples.append(kept.to(dev))
                 record["sample"] = len(samples)
             self.history.append(record)
             log.debug("BEAT epoch %d: %s", epoch, record)
+        self.chains = {"adversaries": adv_buffer, "negatives": neg_buffer}  # the replay buffers (None: restarted)
         defended = BEATClassifier(base, samples, self.head_input).eval()
         defended.meta["beat_train_accuracy"] = clean_accuracy(defended, x, y)
         return defended
