@@ -4,7 +4,18 @@ Importing this package registers every built-in attack in :data:`engine.attacks.
 """
 
 # Built-in attacks register themselves on import; each module is imported explicitly, once, here.
-from engine.attacks import basar, ciasa, eot, ifgsm, mifgsm, smart  # noqa: F401  (registration)
+from engine.attacks import (  # noqa: F401  (registration)
+    apgd,
+    basar,
+    ciasa,
+    eot,
+    ifgsm,
+    mifgsm,
+    smart,
+    square,
+    tasar,
+    transfer_baselines,
+)
 from engine.attacks.base import ATTACKS, Attack, AttackResult, build, get_attack, register_attack
 
 __all__ = ["ATTACKS", "Attack", "AttackResult", "build", "get_attack", "register_attack"]
