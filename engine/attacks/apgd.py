@@ -25,7 +25,8 @@ loss, or when neither the step nor the best loss changed since the last checkpoi
 integer form of the paper's ``p_{j+1} = p_j + max(p_j − p_{j−1} − 0.03, 0.06)``).
 
 Losses (maximised): ``apgd-ce`` cross-entropy ``CE(z, y)``; ``apgd-dlr-t`` the targeted DLR loss
-``−(z_y − z_t) / (z_π1 − (z_π3 + z_π4)/2)`` (``π`` sorts the logits, needs ≥ 4 classes), run once per target
+``−(z_y − z_t) / (z_π1 − (z_π3 + z_π4)/2)`` (``π`` sorts the logits; the paper needs ≥ 4 classes,
+here a 3-class model uses ``z_π4 := z_π3``), run once per target
 class ``t`` among the ``n_target_classes`` highest-scoring wrong classes of the clean window, each on the
 windows no earlier target broke.
 
@@ -94,11 +95,13 @@ def checkpoints(iterations: int) -> list[int]:
 
 
 def dlr_targeted_loss(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Targeted DLR loss per sample (to be maximised); needs at least 4 classes."""
+    """Targeted DLR loss per sample (to be maximised); needs at least 3 classes (with 3, ``z_π4`` is taken to
+    be ``z_π3``: the scale becomes ``z_π1 − z_π3``; the paper assumes ≥ 4)."""
     ordered = logits.sort(dim=1).values
     z_y = logits.gather(1, y[:, None]).squeeze(1)
     z_t = logits.gather(1, target[:, None]).squeeze(1)
-    scale = ordered[:, -1] - 0.5 * (ordered[:, -3] + ordered[:, -4]) + 1e-12
+    fourth = ordered[:, -4] if logits.shape[1] >= 4 else ordered[:, -3]
+    scale = ordered[:, -1] - 0.5 * (ordered[:, -3] + fourth) + 1e-12
     return -(z_y - z_t) / scale
 
 
@@ -304,7 +307,7 @@ class APGDT(_APGDBase):
     def targets_for(self, x, y) -> list[torch.Tensor]:
         logits = self.model(x)
         k = logits.shape[1]
-        if k < 4:
-            raise AttackError(f"the targeted DLR loss needs at least 4 classes; this model has {k}: use apgd-ce")
+        if k < 3:
+            raise AttackError(f"the targeted DLR loss needs at least 3 classes; this model has {k}: use apgd-ce")
         order = logits.scatter(1, y[:, None], float("-inf")).argsort(dim=1, descending=True)
         return [order[:, i] for i in range(min(self.n_target_classes, k - 1))]

@@ -458,10 +458,12 @@ class BEAT(Defence):
         # and SG-HMC noise from `gen`, computes the gradient on its part of each minibatch, and the parts are
         # averaged (one all-reduce), so every rank holds the same chain; SGLD draws come from the rank's own
         # generator. In a single process `sgld_gen` is `gen` and nothing changes.
-        sgld_cpu = distributed.rank_generator(gen, self.seed)
         # Noise is drawn on the training device (no host round trip per step): device generators seeded once
-        # from the CPU ones (the same seeds on every rank for the shared one).
+        # from the CPU ones (the same seeds on every rank for the shared one). The SGLD seed comes from the
+        # rank's own generator, which in a single process is `gen` itself: it is drawn from a fork of it, so that
+        # `gen` (minibatch order) is consumed identically with and without torchrun.
         param_gen = torch.Generator(device=dev).manual_seed(int(torch.randint(2**62, (1,), generator=gen)))
+        sgld_cpu = distributed.rank_generator(torch.Generator().set_state(gen.get_state()), self.seed)
         sgld_gen = torch.Generator(device=dev).manual_seed(int(torch.randint(2**62, (1,), generator=sgld_cpu)))
         n = len(x)
         # g is frozen and in eval mode: the clean windows' features, f's input, base logits and bone lengths are
@@ -472,7 +474,11 @@ class BEAT(Defence):
         with torch.no_grad():
             lengths_all = bone_lengths(x_all, model.skeleton)
         adv_buffer = neg_buffer = None
-        if self.persistent:  # replay buffers: one chain per training window, kept on the device
+        # Replay buffers: one chain per training window, kept on the device. Under torchrun each rank keeps its
+        # own buffer and advances only the windows of its part of a minibatch, so a window that falls to the
+        # other rank in a later epoch continues from that rank's (older) state: still a valid chain, but not
+        # the single-process one; the restarted chains of the published preset are identical on any rank count.
+        if self.persistent:
             if self.adv_weight:
                 adv_buffer = self._restart(x_all, present_all, sgld_gen)
             if self.x_weight:
