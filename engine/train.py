@@ -10,7 +10,9 @@ Optimiser: AdamW with a cosine learning-rate schedule and cross-entropy. Optiona
 usual one for motion capture in world coordinates (done in metres on the raw windows, before the model's own
 preprocessing): a random rotation about the vertical axis through the performer's root at the first frame
 (±180° by default: a mocap clip's heading is arbitrary), a random scale about that point (±10 %), a random
-horizontal translation (±1 m) and 2 mm of per-joint jitter. Deterministic for a given seed on the CPU.
+horizontal translation (±1 m) and 2 mm of per-joint jitter; optionally (``tilt_deg``) a random lean about both
+horizontal axes, as CTR-GCN's feeders do (``random_rot``, 0.3 rad ≈ 17° about every axis). Deterministic for a
+given seed on the CPU.
 """
 
 from __future__ import annotations
@@ -107,6 +109,16 @@ class Augmentation:
     scale: float = 0.1
     shift_m: float = 1.0
     jitter_m: float = 0.002
+    tilt_deg: float = 0.0  # CTR-GCN's feeders (random_rot) use 0.3 rad ≈ 17° about every axis; 0: upright only
+
+
+def _axis_rotation(angle: torch.Tensor, axis: int, a: int, b: int) -> torch.Tensor:
+    """(n, 3, 3) rotations by ``angle`` about coordinate ``axis``, turning coordinate ``a`` towards ``b``."""
+    c, s = torch.cos(angle), torch.sin(angle)
+    rot = torch.zeros(len(angle), 3, 3)
+    rot[:, axis, axis] = 1.0
+    rot[:, a, a], rot[:, a, b], rot[:, b, a], rot[:, b, b] = c, -s, s, c
+    return rot
 
 
 def _augment(x: torch.Tensor, skeleton, generator: torch.Generator, aug: Augmentation) -> torch.Tensor:
@@ -116,11 +128,11 @@ def _augment(x: torch.Tensor, skeleton, generator: torch.Generator, aug: Augment
     scale = 1.0 + (torch.rand(n, generator=generator) * 2 - 1) * aug.scale
     shift = (torch.rand(n, 3, generator=generator) * 2 - 1) * aug.shift_m
     shift[:, up] = 0.0  # on the floor: heights keep their meaning
-    c, s = torch.cos(angle), torch.sin(angle)
-    rot = torch.zeros(n, 3, 3)
     a, b = [i for i in range(3) if i != up]  # the two horizontal axes
-    rot[:, up, up] = 1.0
-    rot[:, a, a], rot[:, a, b], rot[:, b, a], rot[:, b, b] = c, -s, s, c
+    rot = _axis_rotation(angle, up, a, b)
+    if aug.tilt_deg:  # lean the whole body: rotations about both horizontal axes, after the yaw
+        tilt = (torch.rand(n, 2, generator=generator) * 2 - 1) * math.radians(aug.tilt_deg)
+        rot = _axis_rotation(tilt[:, 0], a, b, up) @ _axis_rotation(tilt[:, 1], b, up, a) @ rot
     rot = (rot * scale[:, None, None]).to(x.device)
     present = (x != 0).any(dim=1, keepdim=True).any(dim=3, keepdim=True)  # keep zero-padded bodies at zero
     pivot = x[:, :, :1, root : root + 1, :1]

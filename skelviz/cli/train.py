@@ -35,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--augment", action="store_true",
                         help="random rotation about the vertical (±180°), scale (±10%%), horizontal shift (±1 m) "
                              "and 2 mm jitter while training")
+    parser.add_argument("--augment-tilt", type=float, default=0.0, metavar="DEG",
+                        help="with --augment, also lean the whole body by up to ±DEG degrees about both horizontal "
+                             "axes (CTR-GCN's random rotation uses 17)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -64,9 +67,13 @@ def _epoch_line(info: dict) -> str | None:
 def run(args: argparse.Namespace) -> int:
     from engine.models.base import preset_kwargs
     from engine.models.checkpoint import save_classifier
-    from engine.train import evaluate, held_out_windows, train_classifier
+    from engine.train import Augmentation, evaluate, held_out_windows, train_classifier
     from skelviz.cli._progress import CliProgress
 
+    if args.augment_tilt and not args.augment:
+        raise SystemExit("error: --augment-tilt only acts with --augment; add --augment")
+    if not 0 <= args.augment_tilt <= 90:
+        raise SystemExit(f"error: --augment-tilt must be between 0 and 90 degrees, got {args.augment_tilt}")
     arch_kwargs = preset_kwargs(args.model, args.width)
     arch_kwargs.update(parse_arch_args(args.arch_arg))
     train, test = held_out_windows(args.data, fps=args.fps, window=args.window, stride=args.stride, seed=args.seed,
@@ -75,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
           f"skeleton {train.skeleton.name}", file=sys.stderr)
     result = train_classifier(
         args.model, train, test, arch_kwargs=arch_kwargs, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        weight_decay=args.weight_decay, seed=args.seed, device=args.device, augment=args.augment,
+        weight_decay=args.weight_decay, seed=args.seed, device=args.device,
+        augment=Augmentation(tilt_deg=args.augment_tilt) if args.augment else False,
         preprocessing={"stride": args.stride, "centre": args.centre, "face": args.face},
         meta={"data": str(args.data), "split_seed": args.seed, "test_fraction": args.test_fraction,
               "width": args.width},

@@ -120,3 +120,35 @@ def test_cuda_matches_cpu(cmu8_stgcn, cmu8_benchmark):
     cpu = cmu8_stgcn(x)
     gpu = copy.deepcopy(cmu8_stgcn).cuda()
     torch.testing.assert_close(gpu(x.cuda()).cpu(), cpu, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("tilt", [0.0, 17.0])
+def test_augmentation_is_rigid_and_tilt_leans_the_body(cmu8_benchmark, tilt):
+    """Augmentation is a similarity transform per window (bone lengths scale by one factor, ±10 %); without tilt
+    the body's vertical axis is kept (the root-to-head direction's elevation is unchanged), with ``tilt_deg``
+    the body leans by up to that angle and never more."""
+    from engine.losses import bone_lengths
+    from engine.train import Augmentation, _augment
+
+    train, _ = cmu8_benchmark
+    sk = train.skeleton
+    x = torch.from_numpy(train.x[:64]).float()
+    aug = Augmentation(jitter_m=0.0, tilt_deg=tilt)
+    y = _augment(x, sk, torch.Generator().manual_seed(0), aug)
+    ratio = bone_lengths(y, sk) / bone_lengths(x, sk).clamp_min(1e-9)
+    per_window = ratio.flatten(1)
+    assert torch.allclose(per_window, per_window[:, :1].expand_as(per_window), atol=1e-4)  # one scale per window
+    assert (per_window[:, 0] - 1).abs().max() <= 0.1 + 1e-4
+
+    head = sk.index("Neck")  # hdm05_25: the root (Hips) to the neck is the trunk
+
+    def elevation(z):
+        d = z[:, :, :, head, 0] - z[:, :, :, sk.root, 0]  # (N, 3, T)
+        return torch.rad2deg(torch.asin(d[:, sk.up_index] / d.norm(dim=1).clamp_min(1e-9)))
+
+    change = (elevation(y) - elevation(x)).abs().amax(dim=1)  # per window
+    if tilt == 0.0:
+        assert change.max() < 0.01  # degrees (float32 rounding)
+    else:
+        # a lean about two axes of at most `tilt` each tilts the vertical by at most about √2·tilt
+        assert change.max() > 5.0 and change.max() <= tilt * 2**0.5 + 0.01
