@@ -2,6 +2,7 @@
 
     python bench/attack_cost.py                      # ST-GCN and CTR-GCN, batch 1, 32, 256, small width, CPU
     python bench/attack_cost.py --width paper --device cuda --batches 1 32 256
+    python bench/attack_cost.py --quick --json OUT.json   # ST-GCN only, fewer timed iterations (bench/run.py)
 
 One SMART iteration needs one forward and one backward pass through the classifier (gradient with respect to
 the input only); everything else (perceptual loss and its gradient on the clip, normalisation, bookkeeping)
@@ -26,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import _harness  # noqa: E402  (bench/ is the script's folder)
 import torch  # noqa: E402
 
 from engine import skeletons  # noqa: E402
@@ -99,7 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    _harness.add_arguments(ap, quick="ST-GCN only, 4 timed iterations, 2 repeats")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.archs, args.iters, args.repeats = args.archs[:1], 4, 2
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -108,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
           f"V={sk.num_joints}, M={args.bodies}, {args.classes} classes, torch {torch.__version__}")
     print("| model | batch | forward+backward (ms) | SMART iteration (ms) | ratio | all samples active |")
     print("|---|---|---|---|---|---|")
+    rows = []
     for arch in args.archs:
         torch.manual_seed(0)
         kwargs = preset_kwargs(arch, args.width)
@@ -121,6 +127,13 @@ def main(argv: list[str] | None = None) -> int:
             fb, it, ratio, active = measure(model, x, y, args.iters, args.repeats)
             print(f"| {arch} | {b} | {1000 * fb:.1f} | {1000 * it:.1f} | {ratio:.2f} | {'yes' if active else 'NO'} |",
                   flush=True)
+            rows.append({"arch": arch, "batch": b, "forward_backward_ms": 1000 * fb, "iteration_ms": 1000 * it,
+                         "ratio": ratio, "all_active": active})
+    first = args.archs[0]
+    summary = {"smart_iteration_over_forward_backward": {str(r["batch"]): round(r["ratio"], 3)
+                                                         for r in rows if r["arch"] == first},
+               "smart_iteration_model": f"{first} ({args.width})"}
+    _harness.write_json(args.json, __file__, args, summary, rows, device=device)
     return 0
 
 

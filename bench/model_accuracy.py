@@ -1,7 +1,7 @@
 """Held-out accuracy of every architecture (small presets) on the cmu8 benchmark split.
 
     .venv/bin/python bench/model_accuracy.py [--epochs 20] [--arch stgcn ctrgcn ...] [--seed 0] [--device auto]
-                                             [--json OUT]
+                                             [--quick] [--json OUT]
 
 Split: :func:`engine.data.load_cmu8_benchmark` (30 fps, 60-frame windows, stride 20, clip-level held-out
 split; classes with too few clips split in time with a 1 s gap). Each architecture is trained with
@@ -29,9 +29,9 @@ above the majority-class baseline.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
+import _harness  # bench/ is the script's folder
 import numpy as np
 
 from engine.benchmark import load_cmu8_benchmark
@@ -48,8 +48,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--path", help="cmu8_positions.h5 (default: ../shared/data/cmu8/)")
-    parser.add_argument("--json", help="also write the rows here")
+    _harness.add_arguments(parser, quick="ST-GCN and the MLP only, 3 epochs")
     args = parser.parse_args()
+    if args.quick:
+        args.arch = [a for a in ("stgcn", "mlp") if a in args.arch] or args.arch[:1]
+        args.epochs = 3
 
     train, test = load_cmu8_benchmark(args.path, fps=30, window=60, stride=20, seed=args.seed)
     majority = np.bincount(test.y).max() / len(test.y)
@@ -72,9 +75,9 @@ def main() -> None:
         print(f"| {r['arch']} | {r['accuracy']:.3f} | {r['train_seconds']:.0f} s / {r['cpu_seconds']:.0f} s "
               f"({r['epochs']} epochs, {r['device']}) "
               f"| {r['params'] / 1e3:.0f} k |")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=2)
+    summary = {"held_out_accuracy": {r["arch"]: round(r["accuracy"], 3) for r in rows},
+               "majority_class_accuracy": float(majority)}
+    _harness.write_json(args.json, __file__, args, summary, rows, device=args.device)
 
 
 if __name__ == "__main__":

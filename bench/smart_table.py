@@ -2,6 +2,7 @@
 motion, in the layout of the SMART paper's table (victims × strategies), plus I-FGSM and CIASA at equal budgets.
 
     .venv/bin/python bench/smart_table.py [--arch stgcn mlp ...] [--windows 40] [--epochs 15] [--out FILE.md]
+                                          [--quick] [--json OUT]
 
 Victims: each architecture's ``small`` preset trained with :func:`engine.train.train_classifier` on the cmu8
 benchmark train windows (30 fps, 60-frame windows, stride 20), per-frame root centring inside the model and
@@ -26,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _harness  # bench/ is the script's folder
 import numpy as np
 import torch
 
@@ -54,7 +56,11 @@ def main() -> None:
     parser.add_argument("--eps", type=float, default=0.01, help="per-joint budget of the bounded attacks (m)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="also write the tables here (Markdown)")
+    _harness.add_arguments(parser, quick="ST-GCN and the MLP only, 5 epochs, 8 windows")
     args = parser.parse_args()
+    if args.quick:
+        args.arch = [a for a in ("stgcn", "mlp") if a in args.arch] or args.arch[:1]
+        args.epochs, args.windows = 5, 8
     torch.set_num_threads(1)
 
     train, test = load_cmu8_benchmark(fps=30, window=60, stride=20, seed=args.seed)
@@ -72,6 +78,7 @@ def main() -> None:
              f"classified held-out windows attacked per victim; seed {args.seed}", "", header]
     print("\n".join(lines), flush=True)
     work = Path(tempfile.mkdtemp(prefix="smart_table_"))
+    records = []
     try:
         for arch in args.arch:
             t0 = time.perf_counter()
@@ -88,11 +95,20 @@ def main() -> None:
                 r = run_attack_job(clf, test, out, job, device="cpu")
                 line = f"| {arch} ({acc:.0%}) | {label} | " + " | ".join(_row_cells(r)) + " |"
                 lines.append(line)
+                records.append({"arch": arch, "clean_accuracy": acc, "attack": label, "n": r["n"],
+                                 "success_rate": r["success_rate"] if r["n"] else None,
+                                 "mean_iterations": r.get("mean_iterations"),
+                                 "mean_bone_length_rel_dev": r.get("mean_bone_length_rel_dev"),
+                                 "mean_accel_dev": r.get("mean_accel_dev"),
+                                 "mean_top_joint_share": r.get("diagnostics", {}).get("mean_top_joint_share")})
                 print(line, f"<!-- {time.perf_counter() - t1:.0f} s, trained in {trained:.0f} s -->", flush=True)
         summary = _paper_layout(lines)
         print("\n" + summary)
         if args.out:
             Path(args.out).write_text("\n".join(lines) + "\n\n" + summary + "\n", encoding="utf-8")
+        ab = [r["success_rate"] for r in records if r["attack"] == "SMART AB" and r["success_rate"] is not None]
+        _harness.write_json(args.json, __file__, args,
+                            {"smart_ab_success_rate_mean": sum(ab) / len(ab) if ab else None}, records, device="cpu")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -1,11 +1,13 @@
 """Time to append one response row to a session file and put it on disk (the brief: well under 16 ms), and the
 online round trip: an answer POSTed to `skelviz study serve` until its reply, which leaves after the row is on disk.
 
-    .venv/bin/python bench/study_io.py [--rows 500] [--dir DIR]
+    .venv/bin/python bench/study_io.py [--rows 500] [--dir DIR] [--quick] [--json OUT]
 
 Measures :meth:`studies.storage.SessionFile.append_response` (grow the table by one row, write it, H5Fflush,
 fsync) and the same without fsync, on a session planned from a synthetic stimulus file in DIR (default: a
 temporary folder; pass a folder on the disk participants' data will go to, since fsync cost is the disk's).
+Ratios: the p95 of a durable row over one display frame at 60 Hz (16.7 ms, the brief's budget; below 1 is
+in budget) and the cost of fsync (append + flush + fsync over append + flush, both measured here).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _harness  # bench/ is the script's folder
 import numpy as np
 
 from engine.skeletons import get as get_skeleton
@@ -112,11 +115,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=500)
     ap.add_argument("--dir", help="folder for the session files (default: a temporary folder)")
+    _harness.add_arguments(ap, quick="100 rows")
     args = ap.parse_args()
+    if args.quick:
+        args.rows = min(args.rows, 100)
+    p95s: dict[bool, float] = {}
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         for fsync in (False, True):
             ms = _time_appends(Path(tmp), args.rows, fsync)
             p50, p95, p99 = np.percentile(ms, [50, 95, 99])
+            p95s[fsync] = float(p95)
             label = "append + flush + fsync" if fsync else "append + flush (no fsync)"
             print(f"{label:28s} {len(ms)} rows: p50 {p50:.3f} ms, p95 {p95:.3f} ms, p99 {p99:.3f} ms, "
                   f"max {ms.max():.3f} ms")
@@ -124,6 +132,16 @@ def main() -> None:
         p50, p95, p99 = np.percentile(ms, [50, 95, 99])
         print(f"{'online POST -> fsynced row':28s} {len(ms)} rows: p50 {p50:.3f} ms, p95 {p95:.3f} ms, "
               f"p99 {p99:.3f} ms, max {ms.max():.3f} ms (localhost HTTP/1.1 keep-alive, reply after the fsync)")
+        frame = 1000 / 60
+        summary = {"study_row_p95_over_frame": round(p95s[True] / frame, 4),
+                   "study_online_p95_over_frame": round(float(p95) / frame, 4),
+                   "study_fsync_over_no_fsync_p95": round(p95s[True] / p95s[False], 2)}
+        print(f"ratios: durable row p95 / 16.7 ms frame {summary['study_row_p95_over_frame']:.3f}; online answer "
+              f"p95 / frame {summary['study_online_p95_over_frame']:.3f}; fsync cost ×"
+              f"{summary['study_fsync_over_no_fsync_p95']:.1f}")
+        _harness.write_json(args.json, __file__, args, summary,
+                            {"rows": args.rows, "p95_ms": {"flush": p95s[False], "fsync": p95s[True],
+                                                           "online": float(p95)}})
 
 
 if __name__ == "__main__":

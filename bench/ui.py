@@ -20,6 +20,7 @@ import os
 import statistics
 import time
 
+import _harness  # bench/ is the script's folder
 import numpy as np
 
 
@@ -32,7 +33,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=4.0, help="length of each playback measurement")
     parser.add_argument("--size", default="1280x800", help="window size WxH")
     parser.add_argument("--iterations", type=int, default=300, help="SMART iterations for the latency run")
+    _harness.add_arguments(parser, quick="2 s per playback measurement, 100 SMART iterations")
     args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.iterations = 2.0, 100
+    summary: dict = {}
     w_px, h_px = (int(v) for v in args.size.split("x"))
 
     from skelviz.app import apply_theme, configure_qt, configure_threads
@@ -109,6 +114,7 @@ def main() -> int:
         dt, cpu, main_cpu = time.monotonic() - t0, time.process_time() - cpu0, time.thread_time() - main0
         pb.pause()
         wanted = clip.fps * speed
+        summary[f"ui_playback_{speed:g}x_over_clip_rate"] = round(frames_advanced[0] / dt / wanted, 3)
         n = max(frames_advanced[0], 1)
         print(f"  speed {speed:g}×: the clip has {wanted:.0f} frames/s; {frames_advanced[0] / dt:.1f} distinct "
               f"frames/s shown in both views (GL buffer swaps/s: A {swaps['A'] / dt:.1f}, B {swaps['B'] / dt:.1f}); "
@@ -155,6 +161,9 @@ def main() -> int:
     print(f"  during SMART ({clf_name}, {took:.1f} s, first success at iteration {its}): "
           f"p50 {_percentile(during, 50):5.1f} ms, p95 {_percentile(during, 95):5.1f} ms, max {max(during):5.1f} ms "
           f"over {len(during)} ticks")
+    summary["ui_latency_p95_during_attack_ms"] = round(_percentile(during, 95), 1)
+    summary["ui_latency_p95_during_attack_over_idle"] = round(_percentile(during, 95) / max(_percentile(idle, 95),
+                                                                                                0.1), 2)
 
     # -- cancel -----------------------------------------------------------------------------------------------
     cancel_times = []
@@ -169,9 +178,11 @@ def main() -> int:
         cancel_times.append(time.monotonic() - t0)
     print(f"\ncancel: attack stopped {statistics.mean(cancel_times) * 1000:.0f} ms after Cancel on average "
           f"(max {max(cancel_times) * 1000:.0f} ms, {len(cancel_times)} runs)")
+    summary["ui_cancel_seconds_mean"] = round(statistics.mean(cancel_times), 3)
     if errors:
         print("errors:", errors)
     window.close()
+    _harness.write_json(args.json, __file__, args, summary, {"errors": [list(e) for e in errors]})
     return 0
 
 
