@@ -4,6 +4,12 @@ For every checkpoint: clean accuracy and robust accuracy under every attack on t
 attacks' parameters, the training time the checkpoint records and the forward passes one prediction costs;
 written as ``DIR/<model>.json`` (one per model) and ``DIR/leaderboard.md`` (sorted by the worst-case robust
 accuracy). Whether an attack broke a window is judged by the model's own prediction on the attacked clip.
+
+With ``--suite standard`` the attacks are not chosen: the standard suite (:mod:`engine.defenses.standard_suite`,
+AutoAttack's ensemble carried over to motion: APGD-CE, APGD-T, a Square-style black box, EOT on stochastic
+models) runs at fixed budgets in metres; it writes ``DIR/<model>.json`` (every attack's figure, the perceptual
+cost and the gradient-masking warnings), ``DIR/leaderboard.json`` / ``DIR/leaderboard.md`` (suite version,
+budgets and seed recorded) and ``DIR/robust_accuracy.png``, and prints the warnings.
 """
 
 from __future__ import annotations
@@ -34,6 +40,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget", type=float, default=None,
                         help="metres: a window only counts as broken when the attack's mean joint displacement is "
                              "at most this (needed for unbounded attacks such as BASAR)")
+    suite = parser.add_argument_group("standard suite (--suite standard; --attacks, --lr and --budget do not apply)")
+    suite.add_argument("--suite", choices=["standard"], default=None,
+                       help="run the standard suite: a fixed APGD-CE + APGD-T + black-box ensemble with EOT on "
+                            "stochastic models and gradient-masking checks")
+    suite.add_argument("--suite-preset", choices=["standard", "quick"], default="standard",
+                       help="standard: AutoAttack's published settings; quick: fewer iterations and queries")
+    suite.add_argument("--budgets", type=float, nargs="+", default=None, metavar="M",
+                       help="per-joint budgets in metres, ascending (default 0.005 0.01 0.02)")
+    suite.add_argument("--norm", choices=["joint", "linf"], default=None,
+                       help="joint: every joint's 3-D displacement within the budget in every frame (default); "
+                            "linf: every coordinate")
+    suite.add_argument("--hold-bones", action="store_true", help="hold the clean bone lengths by projection")
+    suite.add_argument("--seed", type=int, default=None, help="seed of every attack of the suite (default 0)")
+    suite.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
@@ -62,6 +82,34 @@ def attack_params(args: argparse.Namespace) -> dict[str, dict]:
             raise SkelvizError(f"--param {key}=…: name one of the attacks {args.attacks} as ATTACK.KEY")
         per[attack][param] = value
     return per
+
+
+def suite_settings(args: argparse.Namespace):
+    """:class:`~engine.defenses.standard_suite.SuiteParams` from the options (``--param suite.KEY=VALUE`` too)."""
+    from engine.defenses.standard_suite import suite_params
+    from engine.errors import SkelvizError
+    from skelviz.cli.defend import parse_params
+
+    over: dict = {}
+    if args.budgets is not None:
+        over["budgets"] = args.budgets
+    if args.norm is not None:
+        over["norm"] = args.norm
+    if args.hold_bones:
+        over["hold_bones"] = True
+    if args.seed is not None:
+        over["seed"] = args.seed
+    if args.iterations is not None:
+        over["iterations"] = args.iterations
+    if args.eot_samples is not None:
+        over["eot_samples"] = args.eot_samples
+    for key, value in parse_params(args.param).items():
+        scope, dot, name = key.partition(".")
+        if scope != "suite" or not dot:
+            raise SkelvizError(f"--param {key}=…: with --suite give suite parameters as suite.KEY=VALUE "
+                               "(e.g. suite.square_queries=1000)")
+        over[name] = value
+    return suite_params(args.suite_preset, **over)
 
 
 def model_entry(path: Path, model, evaluation: dict, data: str, split: str) -> dict:
@@ -117,6 +165,9 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, ctx) -> int:
     import torch
 
+    if args.suite is not None:
+        return _run_suite(args, ctx)
+
     from engine.checkpoints import load_classifier
     from engine.defenses.common import training_windows
     from engine.defenses.robustness import evaluate_robustness
@@ -150,4 +201,43 @@ def _run(args: argparse.Namespace, ctx) -> int:
     if ctx.is_main:
         (out / "leaderboard.md").write_text(leaderboard(entries, list(args.attacks)))
         print(f"wrote {len(entries)} model report(s) and {out / 'leaderboard.md'}")
+    return 0
+
+
+def _run_suite(args: argparse.Namespace, ctx) -> int:
+    from engine.checkpoints import load_classifier
+    from engine.defenses.common import training_windows
+    from engine.defenses.standard_suite import run_standard_suite, write_reports
+    from skelviz.cli.defend import Progress, split_windows
+
+    params = suite_settings(args)  # checked before any model is loaded
+    out = Path(args.out)
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for path in map(Path, args.models):
+        model = load_classifier(path).to(ctx.device).eval()
+        x, y = training_windows(split_windows(args.data, model, args.split), model)
+        if args.limit is not None:
+            x, y = x[: args.limit], y[: args.limit]
+        t0 = time.perf_counter()
+        report = run_standard_suite(model, x, y, params, progress=Progress(path.stem, args.quiet or not ctx.is_main))
+        base = model_entry(path, model, {"n": report["n"], "clean_accuracy": report["clean_accuracy"],
+                                         "attacks": {}}, args.data, args.split)
+        for key in ("robust_accuracy", "attacks"):
+            base.pop(key)
+        entry = {**base, **report, "evaluation_seconds": round(time.perf_counter() - t0, 2)}
+        entries.append(entry)
+        if not ctx.is_main:
+            continue
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", path.stem) or "model"
+        (out / f"{name}.json").write_text(json.dumps(entry, indent=2, default=str))
+        robust = ", ".join(f"{b['eps'] * 100:g} cm {b['robust_accuracy']:.1%}" for b in report["budgets"])
+        print(f"{path.name}: clean {report['clean_accuracy']:.1%}; robust (worst case) {robust}")
+        for w in report["warnings"]:
+            print(f"  warning ({w['check']}): {w['message']}")
+    if ctx.is_main:
+        paths = write_reports(entries, params, out, plot=not args.no_plot)
+        print(f"wrote {len(entries)} model report(s), {paths['json']} and {paths['markdown']}"
+              + (f" and {paths['png']}" if "png" in paths else ""))
     return 0

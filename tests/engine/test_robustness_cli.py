@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from engine.checkpoints import load_classifier, save_classifier
+from engine.defenses.standard_suite import SUITE_VERSION
 from skelviz.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -72,3 +73,62 @@ def test_defend_rejects_an_unknown_parameter(mlp_checkpoint, cmu8_path, tmp_path
     assert rc == 2
     assert "unknown parameter(s) 'no_such'; the parameters are" in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_robustness_standard_suite_writes_the_leaderboard(mlp_checkpoint, cmu8_path, tmp_path, capsys):
+    out = tmp_path / "suite"
+    rc = main(["robustness", "--suite", "standard", "--suite-preset", "quick", "--models", str(mlp_checkpoint),
+               "--data", str(cmu8_path), "--out", str(out), "--limit", "6", "--budgets", "0.005", "0.02",
+               "--iterations", "4", "--param", "suite.square_queries=20", "--param", "suite.n_target_classes=2",
+               "--seed", "3", "--device", "cpu", "--quiet"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    report = json.loads((out / "mlp.json").read_text())
+    assert report["suite_version"] == SUITE_VERSION and report["n"] == 6
+    assert [b["eps"] for b in report["budgets"]] == [0.005, 0.02]
+    assert report["params"]["iterations"] == 4 and report["params"]["square_queries"] == 20
+    for b in report["budgets"]:
+        own = [a["robust_accuracy"] for k, a in b["attacks"].items() if k != "square"]
+        assert 0.0 <= b["robust_accuracy"] <= min(own) <= report["clean_accuracy"]
+    board = json.loads((out / "leaderboard.json").read_text())
+    assert board["suite_version"] == SUITE_VERSION and board["seed"] == 3 and board["budgets_m"] == [0.005, 0.02]
+    assert [e["model"] for e in board["entries"]] == ["mlp"]
+    md = (out / "leaderboard.md").read_text()
+    assert "| mlp |" in md and "robust acc. 2 cm" in md and SUITE_VERSION in md
+    assert (out / "robust_accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "mlp.pt: clean" in printed and "robust (worst case) 0.5 cm" in printed
+    # every warning stored in the report is printed
+    for w in report["warnings"]:
+        assert f"warning ({w['check']})" in printed
+
+
+def test_robustness_suite_prints_the_masking_warnings(mlp_checkpoint, cmu8_path, tmp_path, capsys, monkeypatch):
+    """A model that rounds its input to 1 cm has a zero gradient: the suite's checks fire and the CLI prints them
+    and stores them. The checks are the real suite's; only the loader is wrapped so the checkpoint's model rounds
+    its input before classifying."""
+    import engine.checkpoints
+    from tests.engine.test_standard_suite import RoundingModel
+
+    real = engine.checkpoints.load_classifier
+
+    def load_rounding(path):
+        base = real(path)
+        masked = RoundingModel(base)
+        masked.meta = base.meta  # the checkpoint's split and provenance
+        return masked
+
+    monkeypatch.setattr(engine.checkpoints, "load_classifier", load_rounding)
+    out = tmp_path / "suite"
+    rc = main(["robustness", "--suite", "standard", "--suite-preset", "quick", "--models", str(mlp_checkpoint),
+               "--data", str(cmu8_path), "--out", str(out), "--limit", "6", "--budgets", "0.02",
+               "--iterations", "4", "--param", "suite.square_queries=20", "--param", "suite.n_target_classes=2",
+               "--no-plot", "--device", "cpu", "--quiet"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    report = json.loads((out / "mlp.json").read_text())
+    checks = {w["check"] for w in report["warnings"]}
+    assert "loss_not_improved" in checks
+    for check in checks:
+        assert f"warning ({check}):" in printed
+    assert "gradient carries no signal" in (out / "leaderboard.md").read_text()
+    assert not (out / "robust_accuracy.png").exists()
