@@ -1,6 +1,6 @@
 """Victim classifiers. Importing this package registers every built-in architecture in ``MODELS``."""
 
-from engine.models import agcn2s, ctrgcn, hrnn, mlp, msg3d, sgn, stgcn  # noqa: F401  (each module registers its architecture)
+from engine.models import agcn2s, ctrgcn, hrnn, mlp, msg3d, sgn, skateformer, stgcn, sttformer  # noqa: F401  (each module registers its architecture)
 from engine.models.base import (
     MODELS,
     Classifier,
