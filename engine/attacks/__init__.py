@@ -13,6 +13,8 @@ from engine.attacks import (  # noqa: F401  (registration)
     mifgsm,
     smart,
     square,
+    tasar,
+    transfer_baselines,
 )
 from engine.attacks.base import ATTACKS, Attack, AttackResult, build, get_attack, register_attack
 

@@ -104,3 +104,25 @@ def test_transfer_matrix(checkpoint, cmu8_path, tmp_path, capsys):
     assert row["cmu8_stgcn_2"] == pytest.approx(row["cmu8_stgcn"]) or report["victims"]["cmu8_stgcn_2"]["n"] < 3
     md = (out / "transfer.md").read_text()
     assert md.startswith("| MIFGSM-AB") and "cmu8_stgcn_3" in md
+
+
+def test_transfer_ensemble_and_tasar_rows(checkpoint, cmu8_path, tmp_path, capsys):
+    """``--method ens`` with two surrogates gives one row named after both; ``--method tasar`` post-trains a
+    Bayesian surrogate first and records it; both keep the per-joint budget on the replayed clips."""
+    import numpy as np
+
+    ens_out, tasar_out = tmp_path / "ens", tmp_path / "tasar"
+    common = ["--data", str(cmu8_path), "--limit", "2", "--iters", "2", "--eps", "0.01", "--device", "cpu"]
+    argv = ["transfer", "--surrogates", checkpoint, checkpoint, "--victims", checkpoint, "--method", "ens",
+            *common, "--out", str(ens_out)]
+    assert main(argv) == 0
+    report = json.loads((ens_out / "transfer.json").read_text())
+    assert list(report["matrix"]) == ["cmu8_stgcn+cmu8_stgcn_2"] and report["method"] == "ens"
+    argv = ["transfer", "--surrogate", checkpoint, "--victims", checkpoint, "--method", "tasar", "--samples", "2",
+            "--post-epochs", "1", *common, "--out", str(tasar_out)]
+    assert main(argv) == 0
+    report = json.loads((tasar_out / "transfer.json").read_text())
+    assert report["method"] == "tasar" and report["params"]["post_training"]["cmu8_stgcn"]
+    for folder in (ens_out, tasar_out):
+        clips = np.load(folder / "transfer_clips.npz")
+        assert np.abs(clips["adversarial"] - clips["clean"]).max() <= 0.01 + 1e-6
