@@ -134,17 +134,30 @@ def _noise_at_budget(x: torch.Tensor, eps: float, norm: str, gen: torch.Generato
 
 
 class _Steps:
-    """Progress over the whole suite: one step per attack call."""
+    """Progress over the whole suite: one step per attack call, reported in hundredths of a step (the attacks'
+    own iterations move it within a step)."""
 
     def __init__(self, total: int, progress: ProgressFn | None, cancel: CancelFn | None) -> None:
         self.total, self.done, self.progress, self.cancel = total, 0, progress, cancel
+        self.current: dict = {}
 
     def __call__(self, info: dict) -> None:
         if self.cancel is not None and self.cancel():
             raise CancelledError(f"standard suite cancelled after {self.done} of {self.total} attack runs")
         self.done += 1
         if self.progress is not None:
-            self.progress(self.done, self.total, info)
+            self.progress(100 * self.done, 100 * self.total, info)
+
+    def within(self, info: dict) -> ProgressFn | None:
+        """The progress callback of the attack about to run (``info`` names it)."""
+        if self.progress is None:
+            return None
+
+        def each(done: int, total: int, _info: dict) -> None:
+            part = min(99, int(100 * done / total)) if total else 0
+            self.progress(100 * self.done + part, 100 * self.total, info)
+
+        return each
 
 
 def run_standard_suite(
@@ -198,7 +211,8 @@ def run_standard_suite(
         best_loss = torch.full((n,), math.nan)
         for name, extra in white:
             registry = "apgd-ce" if name == "apgd-ce-no-eot" else name
-            attack = build(registry, model, eps=eps, **apgd_common, **extra)
+            attack = build(registry, model, eps=eps, cancel=cancel, progress=steps.within({"eps": eps, "attack": name}),
+                           **apgd_common, **extra)
             broken = torch.zeros(n, dtype=torch.bool)
             for lo in range(0, len(idx), p.batch_size):
                 b = idx[lo:lo + p.batch_size]
@@ -219,7 +233,8 @@ def run_standard_suite(
                                       "broken": int(broken.sum()), "params": attack.params}
         # the black box on what the white-box attacks left
         left = idx[~worst[idx]]
-        square = build("square", model, eps=eps, queries=p.square_queries, **common)
+        square = build("square", model, eps=eps, queries=p.square_queries, cancel=cancel,
+                       progress=steps.within({"eps": eps, "attack": "square"}), **common)
         broken = torch.zeros(n, dtype=torch.bool)
         for lo in range(0, len(left), p.batch_size):
             b = left[lo:lo + p.batch_size]
@@ -257,6 +272,42 @@ def run_standard_suite(
     for w in report["warnings"]:
         log.warning("gradient masking? %s", w["message"])
     return report
+
+
+def evaluate_models(
+    models: dict[str, Any],
+    data: Any,
+    params: SuiteParams | None = None,
+    *,
+    limit: int | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+) -> list[dict[str, Any]]:
+    """The suite on every model of ``models`` (name → classifier) over the same labelled windows of ``data`` (a
+    ClipDataset, WindowSet or ``(x, y)``, cut with the first model's preprocessing); ``limit`` keeps a seeded
+    sample of that many windows (seed: ``params.seed``). Returns one report per model (see
+    :func:`run_standard_suite`) with ``model`` and ``defence`` added, ready for :func:`write_reports`.
+    ``progress(done, total, info)`` counts per mille of the whole run; ``info`` names the model and attack."""
+    from engine.defenses.common import training_windows
+
+    if not models:
+        raise ParameterError("the standard suite needs at least one model: load a classifier first")
+    p = params if params is not None else suite_params()
+    first = next(iter(models.values()))
+    x, y = training_windows(data, first)
+    if limit is not None and limit < len(x):
+        keep = torch.randperm(len(x), generator=torch.Generator().manual_seed(p.seed))[:limit].sort().values
+        x, y = x[keep], y[keep]
+    entries = []
+    for i, (name, model) in enumerate(models.items()):
+        def each(done: int, total: int, info: dict, i: int = i, name: str = name) -> None:
+            if progress is not None:
+                progress(int(1000 * (i + done / max(total, 1))), 1000 * len(models), {**info, "model": name})
+
+        defence = (dict(getattr(model, "meta", {}) or {}).get("defence") or {}).get("method", "none")
+        report = run_standard_suite(model, x, y, p, progress=each, cancel=cancel)
+        entries.append({"model": name, "defence": defence, **report})
+    return entries
 
 
 def _perceptual(clean: torch.Tensor, adv: torch.Tensor, skeleton, fps: float) -> dict[str, Any]:
