@@ -122,7 +122,8 @@ class SkateLayout:
         k = len(parts)
         if k % parts_per_window:
             raise ParameterError(f"{k} parts cannot be grouped {parts_per_window} per neighbouring-joints window")
-        slots = torch.full((bodies, k, length), -1, dtype=torch.long)
+        # index tables are built on the CPU even when the network is built on the meta device (checkpoint checks)
+        slots = torch.full((bodies, k, length), -1, dtype=torch.long, device="cpu")
         joints, token = [], 0
         for b in range(bodies):
             for i, part in enumerate(parts):
@@ -131,13 +132,13 @@ class SkateLayout:
                     joints.append(b * num_joints + joint)
                     token += 1
         self.num_tokens = token
-        self.joints = torch.tensor(joints, dtype=torch.long)
+        self.joints = torch.tensor(joints, dtype=torch.long, device="cpu")
         self.neighbour = slots.reshape(-1, parts_per_window * length)
         self.distant = slots.permute(2, 0, 1).reshape(length, bodies * k)
         self.slot_of = {}
         for name, table in (("neighbour", self.neighbour), ("distant", self.distant)):
             flat = table.flatten()
-            where = torch.empty(token, dtype=torch.long)
+            where = torch.empty(token, dtype=torch.long, device="cpu")
             where[flat[flat >= 0]] = torch.nonzero(flat >= 0).flatten()
             self.slot_of[name] = where
 
@@ -405,7 +406,7 @@ class SkateFormer(SkeletonNet):
         te[:, 0::2] = torch.sin(index_t[:, None] * freq)
         te[:, 1::2] = torch.cos(index_t[:, None] * freq)
         self.register_buffer("temporal_index_features", te, persistent=False)
-        rates = torch.linspace(0.0, drop_path, sum(depths)).tolist()
+        rates = torch.linspace(0.0, drop_path, sum(depths), device="cpu").tolist()
         stages, c_in, i = [], embed_dim, 0
         for s, (depth, width) in enumerate(zip(depths, channels)):
             blocks = []
