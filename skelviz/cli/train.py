@@ -10,7 +10,10 @@ HELP = "train a classifier (ST-GCN, CTR-GCN, ...) on a dataset, split by clip, a
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="architecture: stgcn, ctrgcn, sgn, msg3d, agcn2s, hrnn, mlp")
+    # Written out (not imported from engine.models.MODELS, which would load torch for every --help);
+    # tests/engine/test_transformer_models.py checks that it names every registered architecture.
+    parser.add_argument("--model", required=True,
+                        help="architecture: agcn2s, ctrgcn, hrnn, mlp, msg3d, sgn, skateformer, stgcn, sttformer")
     parser.add_argument("--data", required=True, help="dataset file (.h5 project/positions format, .npz, folder ...)")
     parser.add_argument("--out", required=True, help="checkpoint to write (.pt)")
     parser.add_argument("--epochs", type=int, default=30)

@@ -261,3 +261,15 @@ def test_small_presets_survive_a_checkpoint_round_trip(arch, tmp_path):
         torch.testing.assert_close(back(x), clf(x))
     with torch.device("meta"):  # loading checks a checkpoint's shapes on the meta device first: the paper size too
         assert build_model(arch, NTU25, 60, **preset_kwargs(arch, "paper")).fc.weight.is_meta
+
+
+def test_train_cli_names_every_registered_architecture():
+    import argparse
+
+    from engine.models import MODELS
+    from skelviz.cli.train import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    listed = next(a.help for a in parser._actions if "--model" in a.option_strings)
+    assert set(MODELS) <= set(listed.replace(",", " ").split()), listed
