@@ -1,34 +1,53 @@
-"""BASAR on held-out cmu8 clips, on the manifold versus off it.
+"""BASAR on held-out cmu8 clips, on the manifold versus off it: throughput against the victim's bare forward, the
+projection's share of the time, success and distances.
 
     .venv/bin/python bench/basar.py [--clips 20] [--queries 3000] [--checkpoint PATH] [--threads 2]
+    .venv/bin/python bench/basar.py --quick --json OUT.json      # 8 clips, 400 queries, a 4-epoch victim
 
-The victim is the small ST-GCN of the test suite's recipe (trained here, seeded, under a minute on two CPU
+The victim is the small ST-GCN of the test suite's recipe (trained here, seeded, about two minutes on two CPU
 cores; world-coordinate input centred inside the model, the field's augmentation) unless ``--checkpoint`` names
-one trained on the cmu8 benchmark. The attacked clips are correctly
-classified held-out windows of the cmu8 benchmark (clip-level split, 30 fps, 60 frames); start points come
-from the training windows; joint-angle limits are estimated from the training windows (5° margin).
+one trained on the cmu8 benchmark. The attacked clips are correctly classified held-out windows of the cmu8
+benchmark (clip-level split, 30 fps, 60 frames); start points come from the training windows; joint-angle limits
+are estimated from the training windows (5° margin).
 
-Default budget: BASAR's own default, 3000 queries per clip (20 clips take about 5 minutes on the manifold and 2
-off it on two idle CPU cores). Per mode the table gives the success rate, the median queries used by successful
-clips, the median queries until a clip first came within twice its final distance, the median final L2
-distance (m, all joints and frames) and its ratio to the start point's, the median RMS acceleration deviation
-(m/s²), the worst bone-length error (m) and joint-angle violation (rad, beyond the limits widened by the clean
-clip's own range), and the projection time per clip (s).
+**Throughput ratio** (the headline, ``basar_queries_per_second_over_forward``): queries answered per second by
+the attack (all the oracle's queries, the start-point search and the final projection included, over the
+attack's whole wall time) ÷ windows per second of a bare ``model(x)`` forward (no gradients) on the attacked
+batch itself, i.e. at the same batch size, timed right before and right after the attack in the same process
+with the same threads (the mean of the two). 1.0 would mean the attack costs nothing beyond its queries; the
+goal is ≥ 0.5. The attack sends each step's probes or trials of every still-active clip to the model in one call,
+so its forwards run at batch sizes between 1 and ``clips × trials``; the ratio can exceed 1 when the larger
+exploration batches are cheaper per window than the reference batch.
+
+**Projection share**: the time spent on the manifold (cheap projections of candidates, paths in joint-angle
+space, full projections with the dynamics term; ``extras["projection_seconds"]``) ÷ the attack's wall time.
+
+Default budget: BASAR's own default, 3000 queries per clip. Per mode the table gives the ratio, the projection
+share, the success rate, the median queries used by successful clips, the median queries until a clip first came
+within twice its final distance, the median final L2 distance (m, all joints and frames) and its ratio to the
+start point's, the median RMS acceleration deviation (m/s²), the worst bone-length error (m) and joint-angle
+violation (rad, beyond the limits widened by the clean clip's own range). Absolute times are printed as context.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
+import sys
 import time
+from pathlib import Path
 
-import numpy as np
-import torch
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.attacks import build
-from engine.attacks.manifold import estimate_joint_angle_limits
-from engine.benchmark import load_cmu8_benchmark
-from engine.checkpoints import load_classifier
-from engine.train import train_classifier
+import _harness  # noqa: E402  (bench/ is the script's folder)
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from engine.attacks import build  # noqa: E402
+from engine.attacks.manifold import estimate_joint_angle_limits  # noqa: E402
+from engine.benchmark import load_cmu8_benchmark  # noqa: E402
+from engine.checkpoints import load_classifier  # noqa: E402
+from engine.train import train_classifier  # noqa: E402
 
 RECIPE = {"arch_kwargs": {"base_channels": 16, "num_blocks": 4, "dropout": 0.0}, "epochs": 12, "batch_size": 32,
           "lr": 2e-3, "seed": 0, "augment": True}  # tests/conftest.py CMU8_STGCN_RECIPE
@@ -41,69 +60,132 @@ def queries_to_reach(result, factor: float = 2.0) -> np.ndarray:
     final = result.extras["distance"].numpy()
     out = np.full(len(final), np.nan)
     for i in range(len(final)):
-        hit = np.nonzero(dist[:, i] <= factor * final[i])[0]
+        hit = np.nonzero(dist[:, i] <= factor * final[i])[0] if len(dist) else []
         out[i] = used[hit[0], i] if len(hit) else result.queries[i].item()
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def forward_seconds(model, x: torch.Tensor, repeats: int = 20) -> float:
+    """Median time of one bare ``model(x)`` forward (no gradients), after a warm-up call."""
+    times = []
+    with torch.no_grad():
+        for _ in range(repeats + 1):
+            _sync(x.device)
+            t0 = time.perf_counter()
+            model(x)
+            _sync(x.device)
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times[1:])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clips", type=int, default=20)
     ap.add_argument("--queries", type=int, default=3000)
     ap.add_argument("--checkpoint", default=None)
+    ap.add_argument("--epochs", type=int, default=None, help="victim training epochs (default: the recipe's 12)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
+    ap.add_argument("--modes", nargs="+", default=["on", "off"], choices=["on", "off"])
+    _harness.add_arguments(ap, quick="8 clips, 400 queries per clip, a victim trained for 4 epochs")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.clips, args.queries = min(args.clips, 8), min(args.queries, 400)
+        args.epochs = args.epochs or 4
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
 
     train, test = load_cmu8_benchmark(fps=30, window=60, stride=20, seed=0)
     if args.checkpoint:
         clf = load_classifier(args.checkpoint)
     else:
         t0 = time.perf_counter()
-        clf = train_classifier("stgcn", train, None, device="cpu", preprocessing={"stride": 20}, **RECIPE).classifier
-        print(f"trained the victim in {time.perf_counter() - t0:.0f} s", flush=True)
-    clf.eval()
-    x, y = torch.as_tensor(test.x), torch.as_tensor(test.y)
+        recipe = dict(RECIPE, epochs=args.epochs or RECIPE["epochs"])
+        clf = train_classifier("stgcn", train, None, device="cpu", preprocessing={"stride": 20}, **recipe).classifier
+        print(f"trained the victim ({recipe['epochs']} epochs) in {time.perf_counter() - t0:.0f} s", flush=True)
+    clf = clf.to(device).eval()
+    x, y = torch.as_tensor(test.x).to(device), torch.as_tensor(test.y).to(device)
     with torch.no_grad():
         ok = (clf(x).argmax(1) == y).nonzero().flatten()
-    print(f"victim accuracy on the {len(y)} held-out windows: {len(ok) / len(y):.3f}")
+    print(f"victim accuracy on the {len(y)} held-out windows: {len(ok) / len(y):.3f}; "
+          f"{torch.get_num_threads()} CPU threads, device {device}")
     g = torch.Generator().manual_seed(args.seed)
-    sel = ok[torch.randperm(len(ok), generator=g)[: args.clips]]
+    sel = ok[torch.randperm(len(ok), generator=g)[: args.clips].to(ok.device)]
+    xs, ys = x[sel], y[sel]
     limits = estimate_joint_angle_limits(train.x, train.skeleton, source="cmu8 benchmark train")
+    starts, start_labels = torch.as_tensor(train.x).to(device), torch.as_tensor(train.y).to(device)
 
-    rows = []
-    for on in (True, False):
+    rows, results = [], []
+    for mode in args.modes:
+        on = mode == "on"
         attack = build("basar", clf, joint_limits=limits, queries=args.queries, on_manifold=on,
-                       starts=torch.as_tensor(train.x), start_labels=torch.as_tensor(train.y), seed=args.seed)
+                       starts=starts, start_labels=start_labels, seed=args.seed)
+        fwd_before = forward_seconds(clf, xs)
+        _sync(device)
         t0 = time.perf_counter()
-        r = attack(x[sel], y[sel])
+        r = attack(xs, ys)
+        _sync(device)
         wall = time.perf_counter() - t0
+        fwd = (fwd_before + forward_seconds(clf, xs)) / 2
+        queries = int(r.queries.sum())
+        ratio = (queries / wall) / (len(sel) / fwd)
+        share = r.extras["projection_seconds"] / wall
         s = r.success.numpy()
         e = r.extras
+
+        def med(a, s=s):
+            return float(np.median(a[s])) if s.any() else float("nan")
+
+        res = {
+            "mode": "on-manifold" if on else "off-manifold", "clips": len(sel), "budget": args.queries,
+            "queries_per_second_over_forward": ratio, "projection_share": share, "success": float(s.mean()),
+            "median_queries": med(r.queries.numpy()), "median_queries_to_2x_final": med(queries_to_reach(r)),
+            "median_l2_m": med(e["distance"].numpy()),
+            "median_l2_over_start": med((e["distance"] / e["start_distance"]).numpy()),
+            "median_accel_dev": med(e["accel_deviation"].numpy()),
+            "max_bone_err_m": float(e["bone_length_error"].max()), "max_angle_viol_rad": float(e["angle_violation"].max()),
+            "queries_total": queries, "attack_s": wall, "forward_ms": 1000 * fwd,
+            "queries_per_s": queries / wall, "forward_windows_per_s": len(sel) / fwd,
+        }
+        results.append(res)
         rows.append({
-            "mode": "on-manifold" if on else "off-manifold",
-            "success": f"{s.mean():.2f}",
-            "queries used": f"{np.median(r.queries.numpy()[s]):.0f}" if s.any() else "-",
-            "queries to 2x final": f"{np.nanmedian(queries_to_reach(r)[s]):.0f}" if s.any() else "-",
-            "L2 (m)": f"{np.median(e['distance'].numpy()[s]):.3f}" if s.any() else "-",
-            "L2 / start": f"{np.median((e['distance'] / e['start_distance']).numpy()[s]):.3f}" if s.any() else "-",
-            "accel dev (m/s²)": f"{np.median(e['accel_deviation'].numpy()[s]):.2f}" if s.any() else "-",
-            "max bone err (m)": f"{e['bone_length_error'].max():.1e}",
-            "max angle viol (rad)": f"{e['angle_violation'].max():.3f}",
-            "projection s/clip": f"{e['projection_seconds'] / len(sel):.2f}",
-            "wall s": f"{wall:.0f}",
+            "mode": res["mode"], "queries/s ÷ forward windows/s": f"{ratio:.2f}", "projection share": f"{share:.2f}",
+            "success": f"{res['success']:.2f}", "queries used": f"{res['median_queries']:.0f}",
+            "queries to 2x final": f"{res['median_queries_to_2x_final']:.0f}", "L2 (m)": f"{res['median_l2_m']:.3f}",
+            "L2 / start": f"{res['median_l2_over_start']:.3f}", "accel dev (m/s²)": f"{res['median_accel_dev']:.2f}",
+            "max bone err (m)": f"{res['max_bone_err_m']:.1e}", "max angle viol (rad)": f"{res['max_angle_viol_rad']:.3f}",
+            "context: attack s / forward ms": f"{wall:.0f} / {1000 * fwd:.1f}",
         })
-        print(f"{rows[-1]['mode']}: done in {wall:.0f} s: {rows[-1]}", flush=True)  # in case a later mode is cut off
+        print(f"{res['mode']}: {queries} queries in {wall:.1f} s ({queries / wall:.0f}/s); bare forward of the "
+              f"{len(sel)} clips {1000 * fwd:.1f} ms ({len(sel) / fwd:.0f} windows/s); ratio {ratio:.2f}, "
+              f"projection share {share:.2f}", flush=True)
 
     keys = list(rows[0])
     print()
-    print(f"BASAR on {len(sel)} held-out cmu8 windows, budget {args.queries} queries per clip")
+    print(f"BASAR on {len(sel)} held-out cmu8 windows, budget {args.queries} queries per clip, "
+          f"{torch.get_num_threads()} CPU threads, device {device}")
     print("| " + " | ".join(keys) + " |")
     print("|" + "---|" * len(keys))
     for row in rows:
         print("| " + " | ".join(row[k] for k in keys) + " |")
+    head = results[0]
+    summary = {"basar_queries_per_second_over_forward": round(head["queries_per_second_over_forward"], 3),
+               "basar_mode": head["mode"], "basar_batch": len(sel),
+               "basar_projection_share": round(head["projection_share"], 3),
+               "basar_success": head["success"], "basar_median_l2_m": head["median_l2_m"],
+               "basar_median_l2_over_start": head["median_l2_over_start"]}
+    for res in results[1:]:
+        summary[f"basar_{res['mode'].replace('-', '_')}_queries_per_second_over_forward"] = round(
+            res["queries_per_second_over_forward"], 3)
+    _harness.write_json(args.json, __file__, args, summary, results, device=device)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -141,7 +141,7 @@ class _Walk:
         self.clean_coords = [x]
         if limits is not None:
             self.projector = ManifoldProjector(limits, x.device, accel_weight=attack.accel_weight,
-                                               steps=attack.projection_steps)
+                                               steps=attack.projection_steps, dtype=torch.float32)
             self.ref = self.projector.reference(x)
             self.clean_coords = list(self.projector.params(x, x, self.ref)[0])
 
@@ -266,12 +266,12 @@ class BASAR(Attack):
         a = a / a.sum(1, keepdim=True).clamp_min(1)
         return eye + self.coupling * a
 
-    def _explore(self, adv, x, delta, mask, W, gen) -> torch.Tensor:
-        """``trials`` candidates per sample ``(n, k, 3, T, V, M)`` on the sphere of ``x`` through ``adv``."""
+    def _explore(self, adv, x, delta, mask, W, eta) -> torch.Tensor:
+        """``trials`` candidates per sample ``(n, k, 3, T, V, M)`` on the sphere of ``x`` through ``adv``, from
+        standard normal noise ``eta`` ``(n, k, 3, T, V, M)``."""
         n, k = adv.shape[0], self.trials
         diff = (x - adv)[:, None]  # (n, 1, C, T, V, M)
         dist_c = diff.flatten(3).norm(dim=3).clamp_min(1e-12)  # (n, 1, C)
-        eta = torch.randn((n, k, *adv.shape[1:]), generator=gen, device=adv.device)
         eta = torch.einsum("nkctvm,wv->nkctwm", eta, W) * mask[:, None]
         shape = (n, k, adv.shape[1], 1, 1, 1)
         eta = eta / eta.flatten(3).norm(dim=3).clamp_min(1e-12).reshape(shape)
@@ -305,12 +305,12 @@ class BASAR(Attack):
             hit = self._is_adv(pred, idx[s], y, target)
             lo[s] = torch.where(hit, mid, lo[s])
             hi[s] = torch.where(hit, hi[s], mid)
-            labels[s[hit]] = pred[hit]
+            labels[s] = torch.where(hit, pred, labels[s])
         return lo, labels
 
     def _has_budget(self, idx: torch.Tensor, need: int) -> torch.Tensor:
-        left = self.queries - self._reserve - self.oracle.counts[idx.cpu()]
-        return (left >= need).to(idx.device)
+        left = self.queries - self._reserve - self.oracle.device_counts[idx]
+        return left >= need
 
     # -- the attack -----------------------------------------------------------------------------------------
     def run(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> AttackResult:
@@ -319,8 +319,11 @@ class BASAR(Attack):
         if self.strategy == "ab" and target is not None:
             raise AttackError("strategy 'ab' takes no target; use strategy='sa' (or leave it out) for targeted BASAR")
         N, dev = x.shape[0], x.device
-        gen = torch.Generator(device=dev).manual_seed(self.seed)
-        self.oracle.reset(N)
+        # One random stream per sample (sample i of a batch: seed + i), so that a sample's walk does not depend on
+        # which other samples share its batch: attacked alone with seed + i it takes the same steps.
+        gens = [torch.Generator(device=dev).manual_seed(self.seed + i) for i in range(N)]
+        self.oracle.reset(N, dev)
+        counts = self.oracle.device_counts
         limits = self._limits(x) if self.on_manifold or self.skeleton is not None else None
         walk = _Walk(self, x, limits if self.on_manifold else None)
         # Queries kept back for the final projection: four projections and a binary search.
@@ -335,41 +338,50 @@ class BASAR(Attack):
         # A clip the model already gets wrong (or already puts in the target class) needs no attack.
         clean_pred = self.oracle(x, everyone)
         already = self._is_adv(clean_pred, everyone, y, target)
-        adv, labels, found = self._start(walk, x, y, target, gen, clean_pred, already, mask)
+        adv, labels, found = self._start(walk, x, y, target, gens, clean_pred, already, mask)
         start_distance = _flat_norm(adv - x)
         delta = torch.full((N,), self.delta0, device=dev)
         beta = torch.full((N,), self.beta0, device=dev)
         active = found & ~already
-        iterations = torch.zeros(N, dtype=torch.long)
-        history: dict[str, list] = {"distance": [], "queries": []}
+        iterations = torch.zeros(N, dtype=torch.long, device=dev)
+        dist_history: list[torch.Tensor] = []  # kept on the device; read back once, at the end
+        query_history: list[torch.Tensor] = []
         recent = [start_distance]  # the last `patience` iterations' distances, for the convergence test
         it = 0
         k = self.trials
+        shape = x.shape[1:]
         while True:
             active &= self._has_budget(everyone, k)
-            if not active.any():
+            # The loop's one read-back per iteration: which samples go on, and the most queries used (progress).
+            state = torch.cat([active.long(), counts.max().reshape(1)]).tolist()
+            live, top = [i for i in range(N) if state[i]], state[N]
+            if not live:
                 break
             it += 1
-            self._tick(int(self.oracle.counts.max()), self.queries, {"iteration": it, "active": int(active.sum())})
-            idx = active.nonzero().flatten()
-            iterations[idx.cpu()] = it
+            self._tick(top, self.queries, {"iteration": it, "active": len(live)})
+            idx = torch.as_tensor(live, device=dev)
+            iterations = torch.where(active, it, iterations)
             owners = idx.repeat_interleave(k)
-            # Exploration: candidates on the sphere through the current clip (then onto the manifold).
-            cand = walk.onto(self._explore(adv[idx], x[idx], delta[idx], mask[idx], W, gen).flatten(0, 1), owners)
+            # Exploration: candidates on the sphere through the current clip (then onto the manifold); every
+            # active sample's trials go to the model in one call.
+            eta = torch.stack([torch.randn((k, *shape), generator=gens[i], device=dev) for i in live])
+            cand = walk.onto(self._explore(adv[idx], x[idx], delta[idx], mask[idx], W, eta).flatten(0, 1), owners)
             pred = self.oracle(cand, owners)
             ok = self._is_adv(pred, owners, y, target).reshape(-1, k)
             frac = ok.float().mean(1)
-            delta[idx] = torch.where(frac <= 0.2, delta[idx] * 0.9, delta[idx])
-            delta[idx] = torch.where(frac >= 0.8, (delta[idx] / 0.9).clamp_max(self.delta_max), delta[idx])
+            d = delta[idx]
+            d = torch.where(frac <= 0.2, d * 0.9, d)
+            delta[idx] = torch.where(frac >= 0.8, (d / 0.9).clamp_max(self.delta_max), d)
             moved = ok.any(1)
             # The adversarial candidate closest to x (on the sphere they are all equally close; the projection
             # onto the manifold moves each a little).
             cand_dist = torch.where(ok, _flat_norm(cand - x[owners]).reshape(-1, k), torch.full_like(frac[:, None], float("inf")))
-            rows = torch.arange(len(idx), device=dev)[moved] * k + cand_dist.argmin(1)[moved]
-            adv[idx[moved]] = cand[rows]
-            labels[idx[moved]] = pred[rows]
+            rows = torch.arange(len(idx), device=dev) * k + cand_dist.argmin(1)
+            adv[idx] = torch.where(moved.reshape(-1, 1, 1, 1, 1), cand[rows], adv[idx])
+            labels[idx] = torch.where(moved, pred[rows], labels[idx])
             # Aimed probing towards the clean clip. A sample stops probing at its first hit, so the clips still
-            # probing have not moved: their coordinates are computed once.
+            # probing have not moved: their coordinates are computed once. Each round's probes of every sample
+            # still probing go to the model in one call.
             probing = idx[moved]
             coords = walk.coords(adv[probing], probing)
             for _ in range(self.max_probes):
@@ -382,8 +394,8 @@ class BASAR(Attack):
                 )
                 p = self.oracle(trial, probing)
                 hit = self._is_adv(p, probing, y, target)
-                adv[probing[hit]] = trial[hit]
-                labels[probing[hit]] = p[hit]
+                adv[probing] = torch.where(hit.reshape(-1, 1, 1, 1, 1), trial, adv[probing])
+                labels[probing] = torch.where(hit, p, labels[probing])
                 beta[probing] = torch.where(hit, (beta[probing] * 2).clamp_max(self.beta_max), beta[probing] / 2)
                 keep = ~hit & (beta[probing] >= _BETA_MIN)
                 probing, coords = probing[keep], [c[keep] for c in coords]
@@ -391,8 +403,8 @@ class BASAR(Attack):
             if walk.on_manifold and self.projection_interval and it % self.projection_interval == 0:
                 self._project(walk, adv, labels, x, y, target, idx, final=False)
             dist = _flat_norm(adv - x)
-            history["distance"].append(dist.tolist())
-            history["queries"].append(self.oracle.counts.tolist())
+            dist_history.append(dist)
+            query_history.append(counts.clone())
             recent.append(dist)
             if self.patience and len(recent) > self.patience:
                 old = recent.pop(0)
@@ -402,8 +414,12 @@ class BASAR(Attack):
             self._reserve = 0  # the reserve was kept for this
             self._project(walk, adv, labels, x, y, target, (found & ~already).nonzero().flatten(), final=True)
             # The final projection's queries count too: the progress ends at what was really used.
-            self._tick(int(self.oracle.counts.max()), self.queries, {"iteration": it, "active": 0})
-        return self._result(adv, x, found, labels, iterations, start_distance, history, limits, walk.seconds)
+            self._tick(int(counts.max()), self.queries, {"iteration": it, "active": 0})
+        history = {
+            "distance": torch.stack(dist_history).cpu().tolist() if dist_history else [],
+            "queries": torch.stack(query_history).cpu().tolist() if query_history else [],
+        }
+        return self._result(adv, x, found, labels, iterations.cpu(), start_distance, history, limits, walk.seconds)
 
     def _limits(self, x: torch.Tensor) -> JointLimits:
         if self.joint_limits is not None:
@@ -424,7 +440,7 @@ class BASAR(Attack):
         shift = like[:, :, :, r : r + 1, :1] - clips[:, :, :, r : r + 1, :1]
         return torch.where(present_performers(clips) > 0, clips + shift, clips)
 
-    def _start(self, walk, x, y, target, gen, clean_pred, already, mask):
+    def _start(self, walk, x, y, target, gens, clean_pred, already, mask):
         """Adversarial start points (on the manifold, for on-manifold BASAR) moved towards ``x`` by a binary
         search (module docstring, step 1)."""
         N, dev = x.shape[0], x.device
@@ -440,12 +456,14 @@ class BASAR(Attack):
         labels = clean_pred.clone()
         found = already.clone()
         # Candidate lists in a seeded random order: other classes (untargeted) or the target class.
-        order = torch.randperm(len(pool), generator=gen, device=dev).tolist()
+        orders = [torch.randperm(len(pool), generator=g, device=dev).tolist() for g in gens]
         plabels, ys = pool_labels.tolist(), y.tolist()
         ts = None if target is None else target.tolist()
-        wanted = [[j for j in order if (plabels[j] == ts[i] if ts is not None else plabels[j] != ys[i])] for i in range(N)]
+        wanted = [[j for j in orders[i] if (plabels[j] == ts[i] if ts is not None else plabels[j] != ys[i])]
+                  for i in range(N)]
         for r in range(min(10, max((len(w) for w in wanted), default=0))):  # at most 10 candidates per sample
-            idx = torch.as_tensor([i for i in range(N) if not found[i] and r < len(wanted[i])], dtype=torch.long)
+            done = found.tolist()
+            idx = torch.as_tensor([i for i in range(N) if not done[i] and r < len(wanted[i])], dtype=torch.long)
             idx = idx.to(dev)
             idx = idx[self._has_budget(idx, self.trials + self.search_steps + 1)] if len(idx) else idx
             if len(idx) == 0:
@@ -459,12 +477,15 @@ class BASAR(Attack):
             found[idx[good]] = True
         if target is None:  # noise around the clip, growing until misclassified
             scale = x.flatten(1).std(dim=1).clamp_min(1e-3)
-            for factor in (0.1, 0.3, 1.0, 3.0):
+            factors = (0.1, 0.3, 1.0, 3.0)
+            # Drawn for every sample whether used or not, so that each sample's stream does not depend on the others.
+            noises = torch.stack([torch.randn((len(factors), *x.shape[1:]), generator=g, device=dev) for g in gens])
+            for f, factor in enumerate(factors):
                 idx = (~found).nonzero().flatten()
                 if len(idx) == 0:
                     break
                 idx = idx[self._has_budget(idx, self.trials + self.search_steps + 1)]
-                noise = torch.randn(x[idx].shape, generator=gen, device=dev) * mask[idx]
+                noise = noises[idx, f] * mask[idx]
                 noisy = walk.onto(x[idx] + factor * scale[idx].reshape(-1, 1, 1, 1, 1) * noise, idx)
                 pred = self.oracle(noisy, idx)
                 good = self._is_adv(pred, idx, y, target)

@@ -381,6 +381,16 @@ class _Tree:
         order = [self.root] + [self.bone_child[b] for b in bone_order]
         self.unpermute = torch.as_tensor(np.argsort(order), device=device)  # level order -> joint order
         self.frame_bones = limits.frame_bones
+        # ancestors[j, i]: 1 where the i-th bone in level order lies on the path from the root to joint j
+        ancestors = np.zeros((sk.num_joints, len(bone_order)))
+        level_index = {b: i for i, b in enumerate(bone_order)}
+        for j in range(sk.num_joints):
+            k = j
+            while k != self.root:
+                b = bone_of_joint[k]
+                ancestors[j, level_index[b]] = 1.0
+                k = self.bone_parent[b]
+        self.ancestors = t(ancestors)
 
     def lengths(self, pos: torch.Tensor) -> torch.Tensor:
         par = torch.as_tensor(self.bone_parent, device=pos.device)
@@ -445,8 +455,7 @@ class _Tree:
         """
         pos = pos.to(self.dtype)
         lo, hi = (self.lo, self.hi) if box is None else box
-        lo = lo.expand(*pos.shape[:-2], *lo.shape[-2:]).index_select(-2, self.bone_order)
-        hi = hi.expand(*pos.shape[:-2], *hi.shape[-2:]).index_select(-2, self.bone_order)
+        lo, hi = lo.index_select(-2, self.bone_order), hi.index_select(-2, self.bone_order)  # broadcast over frames
         keep = (lengths > _MIN_BONE)[..., None].index_select(-2, self.bone_order)
         ordered_lengths = lengths.index_select(-1, self.bone_order)
         f0 = self.root_frame(pos)
@@ -485,27 +494,31 @@ class _Tree:
         self.axes = torch.as_tensor(limits.axes, dtype=self.dtype, device=self.device)
 
     def fk(self, root: torch.Tensor, rot6: torch.Tensor, angles: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """(root position, root 6-vector, joint angles, bone lengths) → positions ``(..., V, 3)`` (differentiable)."""
+        """(root position, root 6-vector, joint angles, bone lengths) → positions ``(..., V, 3)`` (differentiable).
+
+        Written for the projection's inner loop (hundreds of calls per projection, forward and backward): every
+        bone's local rotation comes from one Rodrigues call, only the frames' chain runs level by level (one
+        matrix product per level), and every joint's position is the root plus the sum of its ancestors' bone
+        vectors (one product with the ancestor matrix).
+        """
         if self.frame_bones is None:
             f0 = torch.eye(3, dtype=root.dtype, device=root.device).expand(*root.shape[:-1], 3, 3)
         else:
             f0 = _frame_from_two(rot6[..., :3], rot6[..., 3:])
+        order = self.bone_order
         # Fixed angles are 0, and so are those of zero-length bones (their direction is undefined).
-        angles = angles * self.free * (lengths > _MIN_BONE)[..., None]
-        angles = angles.index_select(-2, self.bone_order)  # level order: each level is a slice
-        lengths = lengths.index_select(-1, self.bone_order)
-        prev_frames, prev_pos = f0[..., None, :, :], root[..., None, :]
-        out, start = [prev_pos], 0
+        angles = (angles * self.free * (lengths > _MIN_BONE)[..., None]).index_select(-2, order)  # level order
+        omega = (angles[..., None] * self.axes.index_select(0, order)).sum(-2)  # (..., B, 3)
+        local = _exp_so3(omega)  # (..., B, 3, 3)
+        frames, prev, start = [], f0[..., None, :, :], 0
         for bones, slot, _, _ in self.levels:
             n = len(bones)
-            omega = (angles[..., start : start + n, :, None] * self.axes[bones]).sum(-2)
-            frames = prev_frames.index_select(-3, slot) @ _exp_so3(omega)
-            direction = (frames * self.rest[bones][:, None, :]).sum(-1)
-            prev_pos = prev_pos.index_select(-2, slot) + lengths[..., start : start + n, None] * direction
-            prev_frames = frames
-            out.append(prev_pos)
+            prev = prev.index_select(-3, slot) @ local[..., start : start + n, :, :]
+            frames.append(prev)
             start += n
-        return torch.cat(out, dim=-2).index_select(-2, self.unpermute)
+        direction = (torch.cat(frames, dim=-3) @ self.rest.index_select(0, order)[:, :, None])[..., 0]
+        offsets = lengths.index_select(-1, order)[..., None] * direction  # (..., B, 3) bone vectors
+        return root[..., None, :] + self.ancestors @ offsets
 
     def box(self, clean_angles: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The clamp box: the limits (a little inside), widened by the clean angles' own range if given."""
@@ -678,12 +691,14 @@ class ManifoldProjector:
         accel_weight: float = 1.0,
         steps: int = DEFAULT_STEPS,
         lr: float = DEFAULT_LR,
+        dtype: torch.dtype = torch.float64,
     ) -> None:
         if accel_weight < 0:
             raise AttackError(f"accel_weight must be >= 0, got {accel_weight}")
         self.limits = limits
         self.device = torch.device(device)
-        self.tree = _Tree(limits, self.device)
+        self.dtype = dtype
+        self.tree = _Tree(limits, self.device, dtype)
         self.accel_weight = float(accel_weight)
         self.steps = int(steps)
         self.lr = float(lr)
@@ -705,7 +720,7 @@ class ManifoldProjector:
         widened by the clip's own angles). Index it like the clips (``ref[idx]``) and pass it as ``ref=`` to
         :meth:`params`, :meth:`nearest` and :meth:`project` to save recomputing it on every call."""
         with torch.no_grad():
-            b = _bodies(clean).to(self.device, torch.float64)
+            b = _bodies(clean).to(self.device, self.dtype)
             lengths = self.tree.lengths(b)
             lo, hi = self.tree.box(self.tree.ik(b, lengths=lengths)[2])
         return CleanReference(lengths, lo, hi)
@@ -717,7 +732,7 @@ class ManifoldProjector:
         self._check(clips, clean)
         ref = self.reference(clean) if ref is None else ref
         with torch.no_grad():
-            params = self.tree.nearest(_bodies(clips).to(self.device, torch.float64), ref.lengths, (ref.lower, ref.upper))
+            params = self.tree.nearest(_bodies(clips).to(self.device, self.dtype), ref.lengths, (ref.lower, ref.upper))
         return params, ref.lengths
 
     def positions(self, params, lengths: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -752,8 +767,8 @@ class ManifoldProjector:
         self._check(adversarial, clean)
         w = self.accel_weight if accel_weight is None else float(accel_weight)
         dev = self.device
-        target = _bodies(adversarial).to(dev, torch.float64)
-        clean_b = _bodies(clean).to(dev, torch.float64)
+        target = _bodies(adversarial).to(dev, self.dtype)
+        clean_b = _bodies(clean).to(dev, self.dtype)
         use_accel = w > 0 and target.shape[2] > 2
         clean_acc = temporal_derivative(clean_b, 2, 1.0, dim=2) if use_accel else None
         ref = self.reference(clean) if ref is None else ref
@@ -783,9 +798,13 @@ class ManifoldProjector:
         params = [p.clone().requires_grad_(True) for p in params]
         ang = params[2]
         best = [p.detach().clone() for p in params]
-        best_loss = torch.full(target.shape[:2], float("inf"), dtype=torch.float64, device=dev)
-        opt = torch.optim.Adam(params, lr=self.lr)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1), eta_min=self.lr / 20)
+        best_loss = torch.full(target.shape[:2], float("inf"), dtype=self.dtype, device=dev)
+        # Adam (torch.optim.Adam's update: betas 0.9/0.999, eps 1e-8, bias-corrected) with a cosine-decaying step
+        # (CosineAnnealingLR's closed form, down to lr/20), written out: the optimizer objects cost more than
+        # the update itself at these sizes, and their first use imports torch's compiler stack (seconds).
+        b1, b2, eps, lr_min = 0.9, 0.999, 1e-8, self.lr / 20
+        m = [torch.zeros_like(p) for p in params]
+        v = [torch.zeros_like(p) for p in params]
         with torch.enable_grad():
             for step in range(steps + 1):
                 loss = objective(params)
@@ -796,11 +815,17 @@ class ManifoldProjector:
                         b.copy_(pick(better, p, b))
                 if step == steps:
                     break
-                opt.zero_grad(set_to_none=True)
-                loss.sum().backward()
-                opt.step()
-                sched.step()
+                grads = torch.autograd.grad(loss.sum(), params, allow_unused=True)  # no root frame: rot6 unused
+                lr = lr_min + (self.lr - lr_min) * (1 + math.cos(math.pi * step / max(steps, 1))) / 2
+                t = step + 1
+                step_size, root_bc2 = lr / (1 - b1**t), math.sqrt(1 - b2**t)
                 with torch.no_grad():
+                    for p, g, m_, v_ in zip(params, grads, m, v):
+                        if g is None:  # as torch's Adam: a parameter without a gradient is left alone
+                            continue
+                        m_.lerp_(g, 1 - b1)
+                        v_.mul_(b2).addcmul_(g, g, value=1 - b2)
+                        p.addcdiv_(m_, v_.sqrt().div_(root_bc2).add_(eps), value=-step_size)
                     self.tree.clamp_(ang, lengths, box)
         return self.positions(best, lengths, adversarial.dtype).to(adversarial.device)
 

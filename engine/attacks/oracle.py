@@ -46,34 +46,54 @@ class LabelOracle:
     ``batch_size``: the largest number of clips sent to the model at once (bigger requests are split).
     """
 
-    def __init__(self, model: nn.Module, num_samples: int = 0, *, batch_size: int = 256) -> None:
+    def __init__(self, model: nn.Module, num_samples: int = 0, *, batch_size: int = 256,
+                 device: torch.device | str | None = None) -> None:
         if batch_size < 1:
             raise ParameterError(f"batch_size must be positive, got {batch_size}")
         self.model = model
         self.batch_size = int(batch_size)
-        self.counts = torch.zeros(int(num_samples), dtype=torch.long)
+        self.reset(num_samples, device)
 
-    def reset(self, num_samples: int) -> None:
-        """Start counting afresh for ``num_samples`` attacked samples."""
-        self.counts = torch.zeros(int(num_samples), dtype=torch.long)
+    def reset(self, num_samples: int, device: torch.device | str | None = None) -> None:
+        """Start counting afresh for ``num_samples`` attacked samples; the counts live on ``device`` (default
+        the CPU; an attack keeps them on the model's device so that charging a query never waits for the host)."""
+        self._counts = torch.zeros(int(num_samples), dtype=torch.long, device=device)
+
+    @property
+    def counts(self) -> torch.Tensor:
+        """Queries charged to each attacked sample so far, ``(num_samples,)`` on the CPU."""
+        return self._counts.cpu()
+
+    @property
+    def device_counts(self) -> torch.Tensor:
+        """The same counts where they are kept (no copy; do not modify)."""
+        return self._counts
 
     @property
     def total(self) -> int:
         """All queries answered since the last :meth:`reset`."""
-        return int(self.counts.sum())
+        return int(self._counts.sum())
 
     def __call__(self, clips: torch.Tensor, owners: torch.Tensor) -> torch.Tensor:
-        """Labels ``(K,)`` of ``clips`` ``(K, 3, T, V, M)``; query ``k`` is charged to sample ``owners[k]``."""
-        owners = torch.as_tensor(owners, dtype=torch.long).reshape(-1).cpu()
+        """Labels ``(K,)`` of ``clips`` ``(K, 3, T, V, M)``; query ``k`` is charged to sample ``owners[k]``.
+
+        All ``K`` clips go to the model together (in chunks of ``batch_size``). Owners given on the CPU are
+        range-checked here; owners already on an accelerator (an attack's own bookkeeping) are not, since that
+        check would wait for the device on every call.
+        """
+        owners = torch.as_tensor(owners, dtype=torch.long).reshape(-1)
         if owners.numel() != clips.shape[0]:
             raise AttackError(f"{clips.shape[0]} queries but {owners.numel()} owners")
         if owners.numel() == 0:
             return torch.zeros(0, dtype=torch.long, device=clips.device)
-        if int(owners.min()) < 0 or int(owners.max()) >= self.counts.numel():
-            raise AttackError(f"query owners must lie in 0..{self.counts.numel() - 1}")
-        labels = []
+        n = self._counts.numel()
+        if owners.device.type == "cpu" and (int(owners.min()) < 0 or int(owners.max()) >= n):
+            raise AttackError(f"query owners must lie in 0..{n - 1}")
         with torch.no_grad(), _oracle_call():
-            for chunk in clips.split(self.batch_size):
-                labels.append(self.model(chunk).argmax(dim=-1))
-        self.counts += torch.bincount(owners, minlength=self.counts.numel())
-        return torch.cat(labels).to(clips.device)
+            if clips.shape[0] <= self.batch_size:
+                labels = self.model(clips).argmax(dim=-1)
+            else:
+                labels = torch.cat([self.model(chunk).argmax(dim=-1) for chunk in clips.split(self.batch_size)])
+        owners = owners.to(self._counts.device)
+        self._counts.index_add_(0, owners, torch.ones_like(owners))
+        return labels.to(clips.device)
