@@ -273,3 +273,29 @@ def test_train_cli_names_every_registered_architecture():
     add_arguments(parser)
     listed = next(a.help for a in parser._actions if "--model" in a.option_strings)
     assert set(MODELS) <= set(listed.replace(",", " ").split()), listed
+
+
+# Recipes of the training check: the small presets, seeded, no augmentation, on the CPU.
+CMU8_RECIPES = {
+    "skateformer": {"epochs": 8, "batch_size": 16, "lr": 1e-3},
+    "sttformer": {"epochs": 5, "batch_size": 32, "lr": 2e-3},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", sorted(CMU8_RECIPES))
+def test_small_preset_learns_cmu8(arch, cmu8_benchmark):
+    """The small preset trains on the cmu8 benchmark split (28 joints, so SkateFormer uses the derived partition)
+    in a few epochs on a CPU and classifies held-out clips well above the majority class of the test windows
+    (about 39 %; chance 12.5 %). Measured when written: SkateFormer 0.82, STTFormer 0.65 held-out accuracy;
+    SkateFormer's held-out accuracy swings between epochs while the learning rate is high (0.12-0.78), so only
+    the end of the cosine schedule is checked."""
+    from engine.train import evaluate, train_classifier
+
+    train, test = cmu8_benchmark
+    result = train_classifier(arch, train, None, arch_kwargs=preset_kwargs(arch, "small"), device="cpu",
+                              preprocessing={"stride": 20}, seed=0, **CMU8_RECIPES[arch])
+    report = evaluate(result.classifier, test)
+    majority = np.bincount(test.y).max() / len(test.y)
+    assert result.history[-1]["train_accuracy"] > 0.8, result.history
+    assert report["accuracy"] > majority + 0.15, (report["accuracy"], majority)
