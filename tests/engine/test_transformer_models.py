@@ -273,6 +273,11 @@ def test_train_cli_names_every_registered_architecture():
     add_arguments(parser)
     listed = next(a.help for a in parser._actions if "--model" in a.option_strings)
     assert set(MODELS) <= set(listed.replace(",", " ").split()), listed
+    from pathlib import Path
+
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "guide.md").read_text(encoding="utf-8")
+    paragraph = guide[guide.index("**Train** one of"):][:400]
+    assert all(f"`{arch}`" in paragraph for arch in MODELS), paragraph
 
 
 # Recipes of the training check: the small presets, seeded, no augmentation, on the CPU.
