@@ -304,3 +304,31 @@ def test_small_preset_learns_cmu8(arch, cmu8_benchmark):
     majority = np.bincount(test.y).max() / len(test.y)
     assert result.history[-1]["train_accuracy"] > 0.8, result.history
     assert report["accuracy"] > majority + 0.15, (report["accuracy"], majority)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("arch", ["skateformer", "sttformer"])
+def test_paper_preset_on_cuda_matches_cpu(arch, monkeypatch):
+    """The paper presets (index tables and masks are buffers, so they move with the network) give the CPU's
+    logits on CUDA, with TF32 off so that the comparison is of the same arithmetic."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    torch.manual_seed(0)
+    net = build_model(arch, NTU25, 60, **preset_kwargs(arch, "paper"))
+    x = torch.randn(4, 3, 50, 25, 2) * 0.3
+    # Batch-norm statistics from data first: with the initial ones (mean 0, variance 1) STTFormer's untrained
+    # attention sums grow block by block to logits of 1e19 in eval mode.
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average
+    with torch.no_grad():
+        net.train()(x)
+        net.eval()
+        cpu = net(x)
+        assert cpu.abs().max() < 1e3
+        gpu = net.cuda()(x.cuda()).cpu()
+    torch.testing.assert_close(gpu, cpu, rtol=1e-3, atol=1e-4)
+    xg = x.cuda().requires_grad_(True)
+    (grad,) = torch.autograd.grad(net(xg).logsumexp(1).sum(), xg)
+    assert torch.isfinite(grad).all() and (grad.abs().sum(dim=(0, 1, 3, 4)) > 0).all()
