@@ -2,8 +2,8 @@
 
 Evidence on real components: the small ST-GCN trained on the cmu8 benchmark (``cmu8_stgcn``) and the shipped
 demo checkpoint; a nearest-centroid classifier (instant to build) for the oracle, guard and accounting tests.
-Tests marked "reduced budget" run BASAR with fewer queries than its default to keep the suite short; one test
-uses the default budget.
+Tests marked "reduced budget" run BASAR with fewer queries than its default to keep the suite short; the evidence
+at the default budget (3000 queries per clip) is in ``bench/basar.py`` and ``bench/results/basar.md``.
 """
 
 from __future__ import annotations
@@ -157,6 +157,32 @@ def test_basar_only_ever_sees_labels_and_counts_queries_honestly(cmu8, centroid_
     assert len(result.history["distance"]) == int(result.iterations.max())
 
 
+def test_batched_basar_takes_each_clips_own_walk(cmu8, centroid_model):
+    """Reduced budget (150 queries). All clips of a batch share each step's model call, but every clip keeps its
+    own random stream (seed + its index), budget and query count: attacking three clips together gives each the
+    same walk, result and query count as attacking it alone with its seed."""
+    train, test, tx, ty, limits = cmu8
+    x, y = torch.as_tensor(test.x), torch.as_tensor(test.y)
+    sel = _correct(centroid_model, x, y, 3, seed=3)
+    kw = dict(skeleton=train.skeleton, joint_limits=limits, queries=150, projection_interval=4, projection_steps=5,
+              starts=tx, start_labels=ty)
+    guard = LabelOnlyGuard(centroid_model)
+    together = BASAR(guard, seed=7, **kw)(x[sel], y[sel])
+    assert guard.clips_seen == int(together.queries.sum())  # every query was counted, once
+    assert together.success.any()
+    for i in range(len(sel)):
+        alone = BASAR(centroid_model, seed=7 + i, **kw)(x[sel[i : i + 1]], y[sel[i : i + 1]])
+        assert int(alone.queries[0]) == int(together.queries[i]), i
+        assert int(alone.iterations[0]) == int(together.iterations[i]), i
+        assert bool(alone.success[0]) == bool(together.success[i]), i
+        # Same decisions; the coordinates agree up to float32 rounding, which differs between batch sizes (the
+        # projection's Adam steps carry it along): a tenth of a millimetre seen, against walks of decimetres.
+        torch.testing.assert_close(alone.adversarial[0], together.adversarial[i], atol=1e-3, rtol=0)
+        torch.testing.assert_close(torch.tensor(alone.history["distance"])[:, 0],
+                                   torch.tensor(together.history["distance"])[: len(alone.history["distance"]), i],
+                                   atol=1e-3, rtol=0)
+
+
 def test_basar_cancel_stops_it(cmu8, centroid_model):
     train, test, tx, ty, limits = cmu8
     x, y = torch.as_tensor(test.x[:2]), torch.as_tensor(test.y[:2])
@@ -182,11 +208,11 @@ def test_basar_rejects_bad_settings(cmu8, centroid_model):
 
 @pytest.mark.slow
 def test_basar_off_manifold_skips_projection_and_breaks_bone_lengths(cmu8, cmu8_stgcn):
-    """Reduced budget (600 queries): the comparison the --off-manifold switch exists for."""
+    """Reduced budget (300 queries): the comparison the --off-manifold switch exists for."""
     train, test, tx, ty, limits = cmu8
     x, y = torch.as_tensor(test.x), torch.as_tensor(test.y)
     sel = _correct(cmu8_stgcn, x, y, 3, seed=1)
-    result = BASAR(cmu8_stgcn, joint_limits=limits, queries=600, on_manifold=False, starts=tx, start_labels=ty)(
+    result = BASAR(cmu8_stgcn, joint_limits=limits, queries=300, on_manifold=False, starts=tx, start_labels=ty)(
         x[sel], y[sel]
     )
     assert result.success.all()
@@ -198,13 +224,13 @@ def test_basar_off_manifold_skips_projection_and_breaks_bone_lengths(cmu8, cmu8_
 
 
 @pytest.mark.slow
-def test_basar_succeeds_on_the_manifold_within_its_default_budget(cmu8, cmu8_stgcn):
-    """The default budget (3000 queries per clip) on correctly classified held-out cmu8 windows."""
+def test_basar_succeeds_on_the_manifold_and_ends_closer_than_it_started(cmu8, cmu8_stgcn):
+    """Reduced budget (500 queries per clip, a sixth of the default; the default budget's figures are in
+    bench/results/basar.md) on correctly classified held-out cmu8 windows."""
     train, test, tx, ty, limits = cmu8
     x, y = torch.as_tensor(test.x), torch.as_tensor(test.y)
     sel = _correct(cmu8_stgcn, x, y, 3)
-    attack = BASAR(cmu8_stgcn, joint_limits=limits, starts=tx, start_labels=ty)
-    assert attack.queries == 3000
+    attack = BASAR(cmu8_stgcn, joint_limits=limits, queries=500, starts=tx, start_labels=ty)
     result = attack(x[sel], y[sel])
     assert int(result.success.sum()) >= 2, result.success
     _check_on_manifold(result, x[sel], limits, train.skeleton)
@@ -212,24 +238,22 @@ def test_basar_succeeds_on_the_manifold_within_its_default_budget(cmu8, cmu8_stg
         pred = cmu8_stgcn(result.adversarial).argmax(1)
     assert torch.equal(pred[result.success], result.predictions[result.success])
     assert (pred[result.success] != y[sel][result.success]).all()
-    assert (result.queries <= 3000).all()
+    assert (result.queries <= 500).all() and torch.equal(result.queries, attack.oracle.counts)
     ok = result.success
     ratio = result.extras["distance"][ok] / result.extras["start_distance"][ok]
-    # Walking on the manifold, every clip ends much closer than it started. On the honest victim (world-coordinate
-    # input, centred inside the model, trained with yaw/scale/shift augmentation) seen: 0.27, 0.0085, 0.42 of the
-    # start distance (before the threat-model fix, on a victim with an exploitable root channel: 0.53, 0.024,
-    # 0.059); projecting only at intervals ended at 0.5-0.9x.
-    assert (ratio < 0.75).all() and ratio.median() < 0.35, ratio
+    # Walking on the manifold, every clip ends closer than it started: at this budget seen 0.73, 0.13 and 0.83 of the
+    # start distance; at the default budget the median ends at a few percent of it (bench/results/basar.md).
+    assert (ratio < 0.9).all(), ratio
 
 
 @pytest.mark.slow
 def test_basar_targeted_reaches_the_target_class(cmu8, cmu8_stgcn):
-    """Reduced budget (1000 queries); start points are training windows of the target class."""
+    """Reduced budget (400 queries); start points are training windows of the target class."""
     train, test, tx, ty, limits = cmu8
     x, y = torch.as_tensor(test.x), torch.as_tensor(test.y)
     sel = _correct(cmu8_stgcn, x, y, 3, seed=2)
     target = (y[sel] + 3) % len(train.class_names)
-    result = BASAR(cmu8_stgcn, joint_limits=limits, queries=1000, starts=tx, start_labels=ty)(x[sel], y[sel], target)
+    result = BASAR(cmu8_stgcn, joint_limits=limits, queries=400, starts=tx, start_labels=ty)(x[sel], y[sel], target)
     assert int(result.success.sum()) >= 2, result.success
     with torch.no_grad():
         pred = cmu8_stgcn(result.adversarial).argmax(1)
@@ -239,13 +263,13 @@ def test_basar_targeted_reaches_the_target_class(cmu8, cmu8_stgcn):
 
 @pytest.mark.slow
 def test_basar_on_the_demo_checkpoint(demo_classifier, demo_dataset):
-    """Reduced budget (1000 queries) on the shipped demo ST-GCN and demo data; limits from the demo data."""
+    """Reduced budget (300 queries) on the shipped demo ST-GCN and demo data; limits from the demo data."""
     pre = demo_classifier.preprocessing
     win = pre.window_set(demo_dataset)
     x, y = torch.as_tensor(win.x), torch.as_tensor(win.y)
     limits = estimate_joint_angle_limits(win.x, win.skeleton, source="demo data")
     sel = _correct(demo_classifier, x, y, 3)
-    result = BASAR(demo_classifier, joint_limits=limits, queries=1000, starts=x, start_labels=y)(x[sel], y[sel])
+    result = BASAR(demo_classifier, joint_limits=limits, queries=300, starts=x, start_labels=y)(x[sel], y[sel])
     assert int(result.success.sum()) >= 2, result.success
     _check_on_manifold(result, x[sel], limits, win.skeleton)
 
