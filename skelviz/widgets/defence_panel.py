@@ -324,6 +324,9 @@ class DefencePanel(QtWidgets.QWidget):
         """Plot robust accuracy vs budget, fill the table and list the gradient-masking warnings."""
         self.suite_entries, self.suite_params = list(entries), params
         self.suite_plot.clear()
+        legend = self.suite_plot.plotItem.legend
+        if legend is not None:
+            legend.clear()
         self.suite_curves = {}
         for i, e in enumerate(entries):
             x = [0.0] + [b["eps"] * 100 for b in e["budgets"]]
@@ -333,6 +336,7 @@ class DefencePanel(QtWidgets.QWidget):
             self.suite_curves[e["model"]] = self.suite_plot.plot(
                 x, y, name=label, pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=7,
                 symbolBrush=pg.mkBrush(colour))
+        self.suite_plot.setYRange(-3, 105, padding=0)
         budgets = [b["eps"] for b in entries[0]["budgets"]] if entries else []
         head = ["clean"] + [f"{b * 100:g} cm" for b in budgets] + ["bone-length Δ", "accel. Δ (m/s²)", "warnings"]
         self.suite_table.clear()

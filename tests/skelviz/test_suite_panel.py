@@ -39,6 +39,7 @@ def test_suite_runs_in_a_worker_and_plots_robust_accuracy_vs_budget(window, qtbo
     assert [e["model"] for e in entries] == ["original", "defended"]
     curves = panel.suite_plot_data()
     assert set(curves) == {"original", "defended"}
+    assert len(panel.suite_plot.plotItem.legend.items) == 2
     for e in entries:
         assert e["suite_version"] == SUITE_VERSION and e["n"] <= 4
         x, y = curves[e["model"]]
