@@ -382,11 +382,9 @@ class BASAR(Attack):
             # Aimed probing towards the clean clip. A sample stops probing at its first hit, so the clips still
             # probing have not moved: their coordinates are computed once. Each round's probes of every sample
             # still probing go to the model in one call.
-            probing = idx[moved]
+            probing = idx[moved & self._has_budget(idx, 1)]
             coords = walk.coords(adv[probing], probing)
             for _ in range(self.max_probes):
-                keep = self._has_budget(probing, 1)
-                probing, coords = probing[keep], [c[keep] for c in coords]
                 if len(probing) == 0:
                     break
                 trial = walk.path(coords, walk.clean(probing), probing, x.dtype)(
@@ -397,8 +395,10 @@ class BASAR(Attack):
                 adv[probing] = torch.where(hit.reshape(-1, 1, 1, 1, 1), trial, adv[probing])
                 labels[probing] = torch.where(hit, p, labels[probing])
                 beta[probing] = torch.where(hit, (beta[probing] * 2).clamp_max(self.beta_max), beta[probing] / 2)
-                keep = ~hit & (beta[probing] >= _BETA_MIN)
-                probing, coords = probing[keep], [c[keep] for c in coords]
+                # Who probes again: missed, β still above its floor, a query left. One index list for all of them
+                # (a boolean mask per tensor would make the device wait once per tensor).
+                rows = (~hit & (beta[probing] >= _BETA_MIN) & self._has_budget(probing, 1)).nonzero().flatten()
+                probing, coords = probing[rows], [c[rows] for c in coords]
             # Periodic projection onto the manifold with the dynamics term.
             if walk.on_manifold and self.projection_interval and it % self.projection_interval == 0:
                 self._project(walk, adv, labels, x, y, target, idx, final=False)
