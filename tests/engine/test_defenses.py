@@ -309,7 +309,7 @@ def test_beat_keeps_clean_accuracy_and_does_not_lower_robust_accuracy_on_cmu8(cm
 
 @pytest.mark.slow
 def test_basar_and_transfer_attack_defended_models_unchanged(cmu8_benchmark, cmu8_mlp, cmu8_beat):
-    """Reduced BASAR budget (400 queries). The black-box attacks take a BEAT or smoothed model like any other:
+    """Reduced BASAR budget (250 queries). The black-box attacks take a BEAT or smoothed model like any other:
     BASAR through its label oracle, transfer by replaying clips crafted on the undefended base."""
     from engine.attacks.basar import BASAR
     from engine.attacks.manifold import estimate_joint_angle_limits
@@ -324,9 +324,9 @@ def test_basar_and_transfer_attack_defended_models_unchanged(cmu8_benchmark, cmu
     for name, victim in victims.items():
         with torch.no_grad():
             sel = torch.nonzero(victim(x).argmax(1) == y).squeeze(1)[:3]
-        attack = BASAR(victim, joint_limits=limits, queries=400, starts=tx, start_labels=ty)
+        attack = BASAR(victim, joint_limits=limits, queries=250, starts=tx, start_labels=ty)
         r = attack(x[sel], y[sel])
-        assert torch.equal(r.queries, attack.oracle.counts) and (r.queries <= 400).all(), name
+        assert torch.equal(r.queries, attack.oracle.counts) and (r.queries <= 250).all(), name
         assert r.success.any(), name
         with torch.no_grad():
             pred = victim(r.adversarial).argmax(1)
