@@ -44,6 +44,7 @@ SCRIPTS: list[tuple[str, bool]] = [
     ("smart_table", False),
     ("transfer", False),
     ("standard_suite", False),
+    ("host_syncs", False),
     ("ui", True),
 ]
 
@@ -61,6 +62,14 @@ TABLE: list[tuple[str, str, str | None, str]] = [
      "< 1", "study_io"),
     ("study_online_p95_over_frame", "p95 online answer round trip (POST until the fsynced reply) ÷ one 60 Hz "
      "frame", "< 1", "study_io"),
+    ("tasar_transfer_over_mifgsm", "TASAR's mean off-diagonal transfer success ÷ MI-FGSM's, same surrogates, "
+     "victims, windows and budget", "> 1", "transfer"),
+    ("suite_stgcn_robust_1cm", "standard suite robust accuracy of the undefended ST-GCN at 1 cm (per-window worst "
+     "case)", None, "standard_suite"),
+    ("suite_beat_robust_1cm", "the same for its BEAT version", None, "standard_suite"),
+    ("suite_trades_robust_1cm", "the same for its TRADES version", None, "standard_suite"),
+    ("host_syncs_per_step_max", "host synchronisations per attack step or defence minibatch, worst method "
+     "(counted by wrapping .item/.tolist/.cpu/.numpy/bool)", "0", "host_syncs"),
     ("ui_playback_1x_over_clip_rate", "distinct frames drawn per second in both 3D views ÷ the clip's frame rate "
      "(software OpenGL)", "≈ 1", "ui"),
     ("ui_latency_p95_during_attack_over_idle", "p95 event-loop lateness during a SMART attack ÷ idle", None, "ui"),
