@@ -197,7 +197,7 @@ class _APGDBase(Attack):
         raised = torch.zeros(n, device=x.device)
         marks = checkpoints(self.iterations)
         last_mark, best_at_mark, step_at_mark = 0, loss_best.clone(), step.clone()
-        history = [float(loss.mean())]
+        history = [loss.mean()]  # on the device; one copy to the host at the end
         for k in range(self.iterations):
             with torch.no_grad():
                 z = self.feasible(x, adv + step.view(shape) * self.direction(g) * present, present)
@@ -217,7 +217,7 @@ class _APGDBase(Attack):
             x_best = torch.where(better.view(shape), adv, x_best)
             g_best = torch.where(better.view(shape), g, g_best)
             loss_best = torch.where(better, loss, loss_best)
-            history.append(float(loss.mean()))
+            history.append(loss.mean())
             if marks and k + 1 == marks[0]:
                 span = k + 1 - last_mark
                 few_raises = raised < self.rho * span
@@ -231,11 +231,11 @@ class _APGDBase(Attack):
                 prev = torch.where(reduce.view(shape), x_best, prev)
                 raised.zero_()
                 last_mark = marks.pop(0)
-            self._tick(done_before + k + 1, total, {"broken": int(fooled.sum())})
+            self._tick(done_before + k + 1, total, lambda fooled=fooled: {"broken": fooled.sum()})
         out_adv = torch.where(fooled.view(shape), best_adv, x_best)
         pred = torch.where(fooled, best_pred, self.broken(x_best, y)[1])
         return {"adv": out_adv, "fooled": fooled, "first": first, "pred": pred, "start_loss": start_loss,
-                "best_loss": loss_best, "history": history}
+                "best_loss": loss_best, "history": torch.stack(history).tolist()}
 
     def targets_for(self, x, y) -> list[torch.Tensor | None]:
         return [None]

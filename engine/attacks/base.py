@@ -20,7 +20,9 @@ the true labels (N,). The attack
 * is batched: every sample has its own state and stops on its own;
 * does not clamp to [0, 1]: coordinates are metres, budgets are per joint or per frame;
 * reports progress through ``progress(done, total, info)`` and checks ``cancel()`` once per iteration,
-  raising :class:`~engine.errors.CancelledError` when it returns True.
+  raising :class:`~engine.errors.CancelledError` when it returns True. ``info`` is built only when a progress
+  callback is attached, and its numbers are 0-dim tensors on the model's device: only a callback that reads them
+  waits for the device (an attack never copies to the host per iteration on its own).
 
 It returns an :class:`AttackResult`. Attacks are registered by name in :data:`ATTACKS` with
 :func:`register_attack`; look them up with :func:`get_attack` (no eval, no dotted-string imports).
@@ -91,6 +93,9 @@ class Attack:
     Params: ClassVar[type] = AttackParams
     #: keyword inputs of the class that are not hyper-parameters (tensors, limit records ...)
     resources: ClassVar[tuple[str, ...]] = ()
+    #: True leaves the result's tensors on the model's device instead of the CPU (callers that feed them straight
+    #: back to the model, e.g. adversarial training); honoured by the attacks built on ``IterativeState``
+    keep_on_device: bool = False
 
     def __init__(
         self,
@@ -121,14 +126,25 @@ class Attack:
         return {"method": self.name, **to_dict(self.hp)}
 
     @property
+    def check_every(self) -> int:
+        """Iterations between reads of an iterative attack's stop condition (:data:`engine.attacks.common.CHECK_EVERY`;
+        every iteration while a progress callback is attached: it reads the iteration's values anyway, and a live
+        view should end with the attack, not a few frozen iterations later)."""
+        from engine.attacks.common import CHECK_EVERY
+
+        return 1 if self.progress is not None else CHECK_EVERY
+
+    @property
     def device(self) -> torch.device:
         return model_device(self.model)
 
-    def _tick(self, done: int, total: int, info: dict | None = None) -> None:
+    def _tick(self, done: int, total: int, info: dict | Callable[[], dict] | None = None) -> None:
+        """Poll ``cancel`` and report progress; ``info`` may be a function building the dict, called only when a
+        progress callback is attached."""
         if self.cancel is not None and self.cancel():
             raise CancelledError(f"{self.name} cancelled after {done} of {total} {self.progress_unit}")
         if self.progress is not None:
-            self.progress(done, total, info or {})
+            self.progress(done, total, (info() if callable(info) else info) or {})
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = None) -> AttackResult:
         if x.ndim != 5 or x.shape[1] != 3:

@@ -199,7 +199,7 @@ class CIASA(Attack):
         delta = torch.zeros_like(x)
         state = IterativeState(x, history_keys=("Lc", "smooth", "gan"))
 
-        for it, final in state.steps(self.iterations):
+        for it, final in state.steps(self.iterations, self.check_every):
             d = delta.detach().requires_grad_(not final)
             with torch.set_grad_enabled(not final):
                 x_adv = x + d
@@ -232,6 +232,6 @@ class CIASA(Attack):
                     if bool(active.any()):
                         clean_real = x[active] if self.disc_data is None else real
                         self._train_discriminator(clean_real, gen, 1, opt, fake=(x + delta)[active])
-            self._tick(it + 1, self.iterations, {"active": int((~state.done).sum())})
+            self._tick(it + 1, self.iterations, lambda: {"active": (~state.done).sum()})
 
-        return state.result(x, delta, self.iterations, self.params)
+        return state.result(x, delta, self.iterations, self.params, host=not self.keep_on_device)

@@ -134,6 +134,13 @@ class Budget:
         return delta
 
 
+#: Iterations between two reads of an iterative attack's stop condition (``done.all()``): reading it waits for the
+#: device, so the loop checks it only every ``CHECK_EVERY`` iterations. In between, stopped samples are frozen:
+#: their iterate, result, first success, prediction and queries no longer change, so the results are the same as
+#: with a check every iteration; only up to ``CHECK_EVERY − 1`` extra (wasted) passes run once every sample stopped.
+CHECK_EVERY = 10
+
+
 class IterativeState:
     """Per-sample bookkeeping of an iterative attack whose samples stop on their own (SMART, I-FGSM, CIASA).
 
@@ -141,6 +148,9 @@ class IterativeState:
     ``best_pred``: the perturbation returned for a successful sample and its prediction; ``last_pred``: the
     prediction at each sample's last evaluated iterate; ``done``: the samples that stopped; ``queries``: the model
     evaluations of each sample; ``history``: per-iteration lists of N values (``history_keys`` and ``"pred"``).
+
+    Everything stays on the attack's device while it runs (the history as one (N,) tensor per iteration and key):
+    nothing is copied to the host before :meth:`result`.
     """
 
     def __init__(self, x: torch.Tensor, history_keys: tuple[str, ...] = ()) -> None:
@@ -151,15 +161,17 @@ class IterativeState:
         self.last_pred = torch.full((n,), -1, dtype=torch.long, device=device)
         self.done = torch.zeros(n, dtype=torch.bool, device=device)
         self.queries = torch.zeros(n, dtype=torch.long, device=device)
-        self.history: dict[str, list] = {key: [] for key in (*history_keys, "pred")}
+        self._rows: dict[str, list[torch.Tensor]] = {key: [] for key in (*history_keys, "pred")}
 
-    def steps(self, iterations: int) -> Iterator[tuple[int, bool]]:
+    def steps(self, iterations: int, check_every: int = CHECK_EVERY) -> Iterator[tuple[int, bool]]:
         """``(it, final)`` for ``it`` = 0 … ``iterations`` while any sample is still active: every iteration
-        evaluates the iterate, all but the ``final`` one then take a step."""
+        evaluates the iterate, all but the ``final`` one then take a step. The stop condition is read every
+        ``check_every`` iterations (stopped samples are frozen in between, so the results do not depend on it)."""
         for it in range(iterations + 1):
-            if bool(self.done.all()):
+            final = it == iterations
+            if it > 0 and it % check_every == 0 and bool(self.done.all()):
                 return
-            yield it, it == iterations
+            yield it, final
 
     def observe(
         self, it: int, delta: torch.Tensor, pred: torch.Tensor, success: torch.Tensor, *, stop: bool = True,
@@ -175,8 +187,8 @@ class IterativeState:
         self.queries += (~done).long()
         adv = success & ~done
         for key, value in values.items():
-            self.history[key].append(torch.where(done, math.nan, value.detach()).tolist())
-        self.history["pred"].append(torch.where(done, -1, pred).tolist())
+            self._rows[key].append(torch.where(done, math.nan, value.detach()))
+        self._rows["pred"].append(torch.where(done, -1, pred))
         self.last_pred = torch.where(done, self.last_pred, pred)
         self.first_success = torch.where(adv & (self.first_success < 0), it, self.first_success)
         self.best_delta = torch.where(adv.view(-1, 1, 1, 1, 1), delta.detach(), self.best_delta)
@@ -184,19 +196,36 @@ class IterativeState:
         if stop:
             self.done = done | adv
 
+    @property
+    def history(self) -> dict[str, list]:
+        """The recorded history as plain lists (one copy to the host). Iterations observed after every sample had
+        stopped (between two reads of the stop condition, all NaN / −1) are left out, as if the loop had stopped
+        at once."""
+        if not self._rows["pred"]:
+            return {key: [] for key in self._rows}
+        live = (torch.stack(self._rows["pred"]) >= 0).any(dim=1)
+        rows = int(live.nonzero().max()) + 1 if bool(live.any()) else 0
+        return {key: torch.stack(values[:rows]).tolist() if rows else [] for key, values in self._rows.items()}
+
     def result(
-        self, x: torch.Tensor, delta: torch.Tensor, iterations: int, params: dict, history: dict | None = None
+        self, x: torch.Tensor, delta: torch.Tensor, iterations: int, params: dict, history: dict | None = None,
+        *, host: bool = True,
     ) -> AttackResult:
         """The :class:`AttackResult`: a successful sample gets ``best_delta``, the others their last ``delta``;
-        ``iterations`` is reported for the samples that never succeeded. ``history`` replaces the recorded one."""
+        ``iterations`` is reported for the samples that never succeeded. ``history`` replaces the recorded one.
+        ``host=False`` leaves the tensors on the device (callers that feed them straight back to the model)."""
         succeeded = self.first_success >= 0
         out = torch.where(succeeded.view(-1, 1, 1, 1, 1), self.best_delta, delta)
+
+        def move(t: torch.Tensor) -> torch.Tensor:
+            return t.cpu() if host else t
+
         return AttackResult(
-            adversarial=(x + out).detach().cpu(),
-            success=succeeded.cpu(),
-            iterations=torch.where(succeeded, self.first_success, iterations).cpu(),
-            predictions=torch.where(succeeded, self.best_pred, self.last_pred).cpu(),
-            queries=self.queries.cpu(),
+            adversarial=move((x + out).detach()),
+            success=move(succeeded),
+            iterations=move(torch.where(succeeded, self.first_success, iterations)),
+            predictions=move(torch.where(succeeded, self.best_pred, self.last_pred)),
+            queries=move(self.queries),
             history=self.history if history is None else history,
             params=params,
         )

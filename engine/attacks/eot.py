@@ -90,6 +90,13 @@ class EOTSMART(SMART):
         self.defended = model
         self.model = EOTModel(model, self.eot_samples, self.eot_seed)  # the iterations steer by the EOT scores
 
+    @property
+    def check_every(self) -> int:
+        """Every iteration on a stochastic model: its random draws are taken for the samples computed, so SMART's
+        batch must be exactly the active samples at every step (a batch refreshed only every few iterations would
+        draw different noise and change the results)."""
+        return 1 if self.model.stochastic else super().check_every
+
     def run(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> AttackResult:
         self.model.generator.manual_seed(self.eot_seed)
         result = super().run(x, y, target)

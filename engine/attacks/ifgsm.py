@@ -106,7 +106,7 @@ class IFGSM(Attack):
         velocity = torch.zeros_like(x) if self.momentum else None
         state = IterativeState(x, history_keys=("Lc",))
 
-        for it, final in state.steps(self.iterations):
+        for it, final in state.steps(self.iterations, self.check_every):
             d = delta.detach().requires_grad_(not final)
             with torch.set_grad_enabled(not final):
                 logits = self.model(x + d)
@@ -122,6 +122,6 @@ class IFGSM(Attack):
                 step = self.step_size * self.steepest(g) * present
                 new = self.project(d.detach() - step)
                 delta = torch.where(state.done.view(-1, 1, 1, 1, 1), d.detach(), new)
-            self._tick(it + 1, self.iterations, {"active": int((~state.done).sum())})
+            self._tick(it + 1, self.iterations, lambda: {"active": (~state.done).sum()})
 
-        return state.result(x, delta, self.iterations, self.params)
+        return state.result(x, delta, self.iterations, self.params, host=not self.keep_on_device)

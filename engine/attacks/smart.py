@@ -129,29 +129,40 @@ from engine.skeletons import Skeleton
 
 
 class _History:
-    """Collects per-iteration values of the active samples; assembled into N-long lists once at the end."""
+    """Collects per-iteration values of the samples computed (on the device); assembled into N-long lists once at
+    the end (NaN / −1 for the samples not computed or already stopped)."""
 
     def __init__(self, n: int, enabled: bool) -> None:
         self.n = n
         self.enabled = enabled
-        self.rows: list[tuple[torch.Tensor, dict[str, torch.Tensor]]] = []
+        self.rows: list[tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]] = []
 
-    def add(self, idx: torch.Tensor, **values: torch.Tensor) -> None:
+    def add(self, idx: torch.Tensor, live: torch.Tensor, **values: torch.Tensor) -> None:
+        """Values of the samples ``idx``, of which those with ``live`` were still active."""
         if self.enabled:
-            self.rows.append((idx, {k: v.detach() for k, v in values.items()}))
+            self.rows.append((idx, live, {k: v.detach() for k, v in values.items()}))
 
     def assemble(self) -> dict[str, list]:
         out: dict[str, list] = {}
         if not self.rows:
             return out
-        keys = list(self.rows[0][1])
+        keys = list(self.rows[0][2])
+        device = self.rows[0][0].device
+        tables = {}
         for key in keys:
             is_int = key == "pred"
-            full = torch.full((len(self.rows), self.n), -1 if is_int else math.nan,
-                              dtype=torch.long if is_int else torch.float64)
-            for i, (idx, values) in enumerate(self.rows):
-                full[i, idx.cpu()] = values[key].cpu().to(full.dtype)
-            out[key] = full.tolist()
+            fill = -1 if is_int else math.nan
+            full = torch.full((len(self.rows), self.n), fill, dtype=torch.long if is_int else torch.float64,
+                              device=device)
+            for i, (idx, live, values) in enumerate(self.rows):
+                full[i, idx] = torch.where(live, values[key].to(full.dtype), fill)
+            tables[key] = full
+        # iterations computed after every sample had stopped (between two reads of the stop condition) are left
+        # out, as if the loop had stopped at once
+        live_rows = (tables["pred"] >= 0).any(dim=1) if "pred" in tables else torch.ones(len(self.rows), dtype=bool)
+        rows = int(live_rows.nonzero().max()) + 1 if bool(live_rows.any()) else 0
+        for key, full in tables.items():
+            out[key] = full[:rows].tolist()
         return out
 
 
@@ -275,39 +286,45 @@ class SMART(Attack):
             adam_v = torch.zeros_like(x)
             adam_t = torch.zeros(n, device=device)
         history = _History(n, self.record_history)
-        all_idx = torch.arange(n, device=device)
         w, lr = self.w, self.lr
+        # The batch computed each iteration: the samples still active at the last read of the stop condition
+        # (every ``check_every`` iterations, the one read of the device). Samples that stop in between are
+        # computed but frozen (``live`` masks every update), so the results are those of a read every iteration.
+        idx, full = torch.arange(n, device=device), True
 
-        for it, final in state.steps(self.iterations):
-            full = not bool(state.done.any())
-            idx = all_idx if full else torch.nonzero(~state.done).squeeze(1)
+        for it in range(self.iterations + 1):
+            final = it == self.iterations
+            if it > 0 and it % self.check_every == 0:
+                idx = torch.nonzero(~state.done).squeeze(1)
+                if len(idx) == 0:
+                    break
+                full = len(idx) == n
             xs = x if full else x[idx]
             ys = y if full else y[idx]
             ts = None if target is None else (target if full else target[idx])
             d = (delta if full else delta[idx]).detach().requires_grad_(not final)
+            live = ~state.done[idx]
 
             with torch.set_grad_enabled(not final):
                 x_adv = xs + d
                 logits = self.model(x_adv)
                 lc = strategy_class_loss(logits, ys, self.strategy, self.top_n, ts)
                 lp, l_dyn, l_bl = self.perceptual_terms(xs, x_adv, clean_lengths if full else clean_lengths[idx])
-            state.queries[idx] += 1
+            state.queries[idx] += live.long()
             with torch.no_grad():
                 pred = logits.argmax(dim=1)
                 adv_now = strategy_success(logits, ys, self.strategy, self.top_n, ts)
-                history.add(idx, Lc=lc, Lp=lp, l_dyn=l_dyn, l_bl=l_bl, pred=pred)
-                state.last_pred[idx] = pred
+                history.add(idx, live, Lc=lc, Lp=lp, l_dyn=l_dyn, l_bl=l_bl, pred=pred)
+                state.last_pred[idx] = torch.where(live, pred, state.last_pred[idx])
                 # keep the least perceptible adversarial iterate of every sample
-                improve = adv_now & (lp.detach() < best_lp[idx])
-                if bool(improve.any()):  # rare before the first successes: skip the copies otherwise
-                    sel = idx[improve]
-                    best_lp[sel] = lp.detach()[improve]
-                    state.best_pred[sel] = pred[improve]
-                    state.best_delta[sel] = d.detach()[improve]
+                improve = live & adv_now & (lp.detach() < best_lp[idx])
+                best_lp[idx] = torch.where(improve, lp.detach(), best_lp[idx])
+                state.best_pred[idx] = torch.where(improve, pred, state.best_pred[idx])
+                state.best_delta[idx] = torch.where(improve.view(-1, 1, 1, 1, 1), d.detach(), state.best_delta[idx])
                 fs = state.first_success[idx]
-                fs = torch.where(adv_now & (fs < 0), torch.full_like(fs, it), fs)
+                fs = torch.where(live & adv_now & (fs < 0), torch.full_like(fs, it), fs)
                 state.first_success[idx] = fs
-                finished = (fs >= 0) & (it - fs >= self.refine_steps)
+                finished = ((fs >= 0) & (it - fs >= self.refine_steps)) | ~live
                 state.done[idx] = finished
             if final:
                 break
@@ -340,13 +357,16 @@ class SMART(Attack):
                     delta = new
                 else:
                     delta[idx] = new
-            info = {"active": int(idx.numel())}
-            if self.progress is not None:  # live values for front ends (tensors of the still active samples)
-                info.update(Lc=lc.detach(), Lp=lp.detach(), l_dyn=l_dyn.detach(), l_bl=l_bl.detach(), pred=pred,
-                            adversarial=x_adv.detach())
+
+            def info(live=live, lc=lc, lp=lp, l_dyn=l_dyn, l_bl=l_bl, pred=pred, x_adv=x_adv) -> dict:
+                # live values for front ends (tensors of the samples computed; ``active``: those not stopped)
+                return {"active": live.sum(), "Lc": lc.detach(), "Lp": lp.detach(), "l_dyn": l_dyn.detach(),
+                        "l_bl": l_bl.detach(), "pred": pred, "adversarial": x_adv.detach()}
+
             self._tick(it + 1, self.iterations, info)
 
-        return state.result(x, delta, self.iterations, self.params, history=history.assemble())
+        return state.result(x, delta, self.iterations, self.params, history=history.assemble(),
+                            host=not self.keep_on_device)
 
     @staticmethod
     def _adam(direction, idx, full, m_all, v_all, t_all, b1=0.9, b2=0.999, eps=1e-8):

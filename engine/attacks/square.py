@@ -88,8 +88,11 @@ class Square(Attack):
         queries = torch.ones(n, dtype=torch.long, device=dev)
         first = torch.where(loss < 0, 0, -1)
         history: dict[str, list] = {"margin": [loss.tolist()]}
-        self._tick(0, self.queries - 1, {"active": int((loss >= 0).sum())})
+        self._tick(0, self.queries - 1, lambda: {"active": (loss >= 0).sum()})
         for i in range(1, self.queries):
+            # The one read of the device per query: which windows still search. The random draws below are taken
+            # for those windows only, so their number must be known here (drawing for every window would change
+            # the random stream and so the results).
             active = torch.nonzero(loss >= 0).squeeze(1)
             if len(active) == 0:
                 break
@@ -98,20 +101,24 @@ class Square(Attack):
             frames = max(1, min(t_len, round(math.sqrt(cells * t_len / v_len))))
             joints = max(1, min(v_len, cells // frames))
             proposal = delta[active].clone()
+            span = torch.arange(frames)
             for row in range(len(active)):
-                t0 = int(torch.randint(0, t_len - frames + 1, (1,), generator=gen))
+                # the block's first frame stays a tensor (host generator): no Python number is read per window
+                t0 = torch.randint(0, t_len - frames + 1, (1,), generator=gen)
                 vs = torch.randperm(v_len, generator=gen)[:joints].to(dev)
                 block = self._boundary((1, 3, 1, 1, m), gen)[0].to(dev)
-                proposal[row, :, t0:t0 + frames, vs] = block.expand(3, frames, len(vs), m)
+                ts = (t0 + span).to(dev)
+                proposal[row][:, ts[:, None], vs[None, :]] = block.expand(3, frames, joints, m)
             proposal = proposal * present[active]
             new = margin(self.model(x[active] + proposal), y[active])
             queries[active] += 1
+            # masks instead of boolean indexing (each boolean index is another read of the device)
             better = new < loss[active]
-            keep = active[better]
-            delta[keep] = proposal[better]
-            loss[keep] = new[better]
-            first[keep] = torch.where((new[better] < 0) & (first[keep] < 0), i, first[keep])
-            self._tick(i, self.queries - 1, {"active": int((loss >= 0).sum())})
+            old_first = first[active]
+            delta[active] = torch.where(better.view(-1, 1, 1, 1, 1), proposal, delta[active])
+            loss[active] = torch.where(better, new, loss[active])
+            first[active] = torch.where(better & (new < 0) & (old_first < 0), i, old_first)
+            self._tick(i, self.queries - 1, lambda: {"active": (loss >= 0).sum()})
         adv = x + delta
         pred = self.model(adv).argmax(1)
         success = pred != y

@@ -406,7 +406,7 @@ class TASAR(Attack):
         bayes_sum = torch.zeros_like(x)
         dyn_sum = torch.zeros_like(x)
         state = IterativeState(x, history_keys=("Lc",))
-        for it, final in state.steps(self.iterations):
+        for it, final in state.steps(self.iterations, self.check_every):
             if final:
                 with torch.no_grad():
                     logits = self.model(x + delta)
@@ -427,8 +427,8 @@ class TASAR(Attack):
                     direction = (1 - w) * direction + w * _mean_abs_normalise(dyn_sum)
                 new = (delta - self.step * direction * present).clamp(-self.eps, self.eps)
                 delta = torch.where(state.done.view(-1, 1, 1, 1, 1), delta, new)
-            self._tick(it + 1, self.iterations, {"active": int((~state.done).sum())})
-        return state.result(x, delta, self.iterations, self.params)
+            self._tick(it + 1, self.iterations, lambda: {"active": (~state.done).sum()})
+        return state.result(x, delta, self.iterations, self.params, host=not self.keep_on_device)
 
 
 __all__ = ["TASAR", "BayesianSurrogate", "TASARParams", "dynamics_gradient", "motion_dynamics",

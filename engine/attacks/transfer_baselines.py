@@ -141,7 +141,7 @@ class SurrogateAttack(Attack):
         velocity = torch.zeros_like(x)
         state = IterativeState(x, history_keys=("Lc",))
         with _all_eval(self.models[1:]):
-            for it, final in state.steps(self.iterations):
+            for it, final in state.steps(self.iterations, self.check_every):
                 with torch.no_grad():
                     logits = self.fused_logits(x + delta)
                     lc = strategy_class_loss(logits, y, self.strategy, self.top_n, target)
@@ -153,8 +153,8 @@ class SurrogateAttack(Attack):
                 with torch.no_grad():
                     new = (delta - self.step * step_dir.sign() * present).clamp(-self.eps, self.eps)
                     delta = torch.where(state.done.view(-1, 1, 1, 1, 1), delta, new)
-                self._tick(it + 1, self.iterations, {"active": int((~state.done).sum())})
-        result = state.result(x, delta, self.iterations, self.params)
+                self._tick(it + 1, self.iterations, lambda: {"active": (~state.done).sum()})
+        result = state.result(x, delta, self.iterations, self.params, host=not self.keep_on_device)
         return result
 
 

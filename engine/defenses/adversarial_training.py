@@ -112,7 +112,8 @@ class _AdversarialTraining(Defence):
         total = self.epochs * num_batches(len(x), self.batch_size)
         done = 0
         for epoch in range(1, self.epochs + 1):
-            loss_sum = 0.0
+            # summed on the device in float64: the same sum as Python floats, read once per epoch
+            loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
             for idx in minibatches(len(x), self.batch_size, gen):
                 idx, weight = distributed.local_minibatch(idx)
                 xb, yb = x[idx].to(self.device), y[idx].to(self.device)
@@ -131,10 +132,10 @@ class _AdversarialTraining(Defence):
                 loss.backward()
                 distributed.sync_gradients(params, weight)
                 opt.step()
-                loss_sum += float(loss.detach()) * len(idx)
+                loss_sum += loss.detach().double() * len(idx)
                 done += 1
-                self.tick(done, total, {"epoch": epoch, "loss": float(loss.detach())})
-            self.history.append({"epoch": epoch, "loss": loss_sum / len(x)})
+                self.tick_loss(done, total, epoch, loss)
+            self.history.append({"epoch": epoch, "loss": float(loss_sum) / len(x)})
         return model.eval()
 
 
@@ -149,7 +150,8 @@ class SmartAT(_AdversarialTraining):
 
         attack = build("smart", model, strategy="ab", iterations=self.attack_iterations, lr=self.attack_lr,
                        refine_steps=0, record_history=False)
-        return attack(x, y).adversarial.to(x.device)
+        attack.keep_on_device = True  # the examples go straight back to the model: no round trip to the host
+        return attack(x, y).adversarial
 
     def loss(self, model, x, x_adv, y):
         a = self.adv_fraction

@@ -36,6 +36,9 @@ from engine.plain import to_plain
 from engine.progress import CancelFn, ProgressFn
 from engine.registry import Registry
 
+#: Minibatches between two reads of the training loss for the progress line (a read waits for the device).
+LOSS_READ_EVERY = 10
+
 log = logging.getLogger(__name__)
 
 
@@ -171,6 +174,7 @@ class Defence:
         self.model = None
         self.seconds = 0.0
         self.history: list[dict[str, float]] = []
+        self._shown_loss: float | None = None
 
     @property
     def params(self) -> dict[str, Any]:
@@ -182,6 +186,17 @@ class Defence:
             raise CancelledError(f"{self.name} cancelled after {done} of {total} steps")
         if self.progress is not None:
             self.progress(done, total, info or {})
+
+    def tick_loss(self, done: int, total: int, epoch: int, loss: torch.Tensor) -> None:
+        """:meth:`tick` after a minibatch, with ``epoch`` and the loss for a progress line. The loss is read from
+        the device only when a progress callback is attached, every :data:`LOSS_READ_EVERY` minibatches and at
+        the last one (in between the line shows the latest read; none before the first)."""
+        info: dict[str, Any] = {"epoch": epoch}
+        if self.progress is not None and (done % LOSS_READ_EVERY == 0 or done == total):
+            self._shown_loss = float(loss.detach())
+        if self._shown_loss is not None:
+            info["loss"] = self._shown_loss
+        self.tick(done, total, info)
 
     def base_copy(self):
         """A deep copy of the classifier on the defence's device (the caller's model stays untouched)."""

@@ -261,7 +261,7 @@ class RandomizedSmoothing(Defence):
                     distributed.sync_gradients([p for p in base.parameters() if p.requires_grad], weight)
                     opt.step()
                     done += 1
-                    self.tick(done, total, {"epoch": epoch, "loss": float(loss.detach())})
+                    self.tick_loss(done, total, epoch, loss)
                 self.history.append({"epoch": epoch, "loss": float(loss.detach())})
         base.eval()
         return SmoothedClassifier(base, self.sigma, self.num_noise, noise_seed=self.seed).eval()
