@@ -5,14 +5,23 @@
 On a GPU every ``.item()``, ``.tolist()``, ``.cpu()``, ``.numpy()`` or ``bool(tensor)`` on a device tensor waits
 for the device and copies to the host: inside an attack's step loop it stalls the pipeline. This script counts
 those calls (by wrapping the ``torch.Tensor`` methods) while each registered attack runs a short and a longer
-budget on a small ST-GCN, and while each defence trains one and two epochs; the difference divided by the extra
-steps (minibatches) is the number of host syncs **per step**, independent of set-up and reporting. The goal is
-0 per step (a few per run or per epoch, e.g. the progress line, are fine). It runs on the CPU too, where the same
-calls would be syncs on a GPU; ``--device cuda`` runs it on the GPU (and there the torch profiler's
-``cudaMemcpy``/``cudaStreamSynchronize`` counts agree with these).
+budget on a small ST-GCN; the difference divided by the extra steps is the number of host syncs **per step**,
+independent of set-up and reporting. Each defence trains on 16 and on 32 windows (2 and 4 minibatches of 8 per
+epoch): the difference divided by the extra minibatches is the number **per minibatch**; one more epoch on 16
+windows, less its minibatches' share, gives the number **per epoch** (e.g. the epoch's history entry). The goal is
+0 per step and per minibatch (a few per run or per epoch, e.g. the progress line, are fine). It runs on the CPU
+too, where the same calls would be syncs on a GPU; ``--device cuda`` runs it on the GPU and counts only calls on
+tensors that are not on the CPU.
 
-Summary key: ``host_syncs_per_step_max`` (the largest over the attacks and defences) and one
-``host_syncs_per_step_<method>`` per method.
+Not counted: calls from inside ``torch.optim``. Its optimisers (Adam, AdamW ... without ``capturable`` or
+``fused``) keep their step counters on the host on purpose and read them with ``.item()``: no wait for the device.
+
+A second count, ``hidden``, gives the operations whose result's size depends on the data, so that they wait for the
+device too although no number is read: ``nonzero``, ``masked_select``, ``unique`` and indexing with a boolean mask.
+
+Summary keys: ``host_syncs_per_step_max`` (the largest over the attacks and defences), one
+``host_syncs_per_step_<method>`` per method (per minibatch for the defences), ``hidden_syncs_per_step_<method>``
+and ``host_syncs_per_epoch_<defence>``.
 """
 
 from __future__ import annotations
@@ -32,24 +41,43 @@ from engine.params import specs
 from engine.skeletons import HDM05_25
 
 WRAPPED = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__")
+HIDDEN_METHODS = ("nonzero", "masked_select", "unique")
+HIDDEN_FUNCTIONS = ("nonzero", "masked_select", "unique", "argwhere")
 SKIP_ATTACKS = {"ens", "svre"}  # need several surrogates: measured through "dim", which shares their step code
 
 
-class SyncCounter:
-    """Counts calls of the wrapped ``torch.Tensor`` methods while active (nested calls count once)."""
+def _has_mask(index) -> bool:
+    items = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(i, torch.Tensor) and i.dtype == torch.bool and i.ndim > 0 for i in items)
 
-    def __init__(self) -> None:
+
+class SyncCounter:
+    """Counts calls of the wrapped ``torch.Tensor`` methods while active (nested calls count once); ``count``
+    the reads, ``hidden`` the data-dependent shapes. ``device_only``: count only tensors that are not on the CPU."""
+
+    def __init__(self, device_only: bool = False) -> None:
         self.count = 0
+        self.hidden = 0
+        self.device_only = device_only
         self._depth = 0
+
+    def _counts(self, t) -> bool:
+        if self._depth:
+            return False
+        if self.device_only and (not isinstance(t, torch.Tensor) or t.device.type == "cpu"):
+            return False
+        return "/torch/optim/" not in sys._getframe(2).f_code.co_filename
 
     @contextlib.contextmanager
     def active(self):
-        saved = {name: getattr(torch.Tensor, name) for name in WRAPPED}
+        saved = {name: getattr(torch.Tensor, name) for name in (*WRAPPED, *HIDDEN_METHODS, "__getitem__",
+                                                                  "__setitem__")}
+        saved_fn = {name: getattr(torch, name) for name in HIDDEN_FUNCTIONS}
 
-        def wrap(fn):
+        def wrap(fn, attr, when=lambda *a: True):
             def inner(t, *a, **k):
-                if self._depth == 0:
-                    self.count += 1
+                if self._counts(t) and when(t, *a):
+                    setattr(self, attr, getattr(self, attr) + 1)
                 self._depth += 1
                 try:
                     return fn(t, *a, **k)
@@ -57,13 +85,21 @@ class SyncCounter:
                     self._depth -= 1
             return inner
 
-        for name, fn in saved.items():
-            setattr(torch.Tensor, name, wrap(fn))
+        for name in WRAPPED:
+            setattr(torch.Tensor, name, wrap(saved[name], "count"))
+        for name in HIDDEN_METHODS:
+            setattr(torch.Tensor, name, wrap(saved[name], "hidden"))
+        for name in ("__getitem__", "__setitem__"):
+            setattr(torch.Tensor, name, wrap(saved[name], "hidden", lambda t, index, *rest: _has_mask(index)))
+        for name in HIDDEN_FUNCTIONS:
+            setattr(torch, name, wrap(saved_fn[name], "hidden"))
         try:
             yield self
         finally:
             for name, fn in saved.items():
                 setattr(torch.Tensor, name, fn)
+            for name, fn in saved_fn.items():
+                setattr(torch, name, fn)
 
 
 def _model(device: str, k: int = 6) -> Classifier:
@@ -82,14 +118,15 @@ def _data(n: int, device: str):
     return x.to(device), y.to(device)
 
 
-def _count(fn) -> int:
-    counter = SyncCounter()
+def _count(fn, device: str) -> tuple[int, int]:
+    counter = SyncCounter(device_only=torch.device(device).type != "cpu")
     with counter.active():
         fn()
-    return counter.count
+    return counter.count, counter.hidden
 
 
-def attack_syncs(name: str, clf, x, y, short: int, long: int) -> tuple[float, str]:
+def attack_syncs(name: str, clf, x, y, short: int, long: int) -> tuple[float, float, str]:
+    """(syncs, hidden syncs) per step and the step's unit."""
     cls = ATTACKS[name]
     names = {s.name for s in specs(cls.Params)}
     budget_key = "iterations" if "iterations" in names else "queries"
@@ -102,28 +139,37 @@ def attack_syncs(name: str, clf, x, y, short: int, long: int) -> tuple[float, st
         attack(x, y)
 
     run(short)  # warm-up (lazy initialisations)
-    extra = _count(lambda: run(long)) - _count(lambda: run(short))
+    device = str(x.device)
+    (long_n, long_h), (short_n, short_h) = _count(lambda: run(long), device), _count(lambda: run(short), device)
     unit = "iteration" if scale == 1 else f"{scale} queries"
-    return extra / (long - short), unit
+    return (long_n - short_n) / (long - short), (long_h - short_h) / (long - short), unit
 
 
-def defence_syncs(name: str, clf, x, y, batch_size: int) -> float:
+def defence_syncs(name: str, clf, data, batch_size: int) -> tuple[float, float, float]:
+    """(syncs, hidden syncs) per minibatch and syncs per epoch; ``data(n)`` gives n labelled windows."""
     cls = DEFENCES[name]
     names = {s.name for s in specs(cls.Params)}
     fixed = {k: v for k, v in {"batch_size": batch_size, "sgld_steps": 1, "attack_iterations": 1,
                                "attack_steps": 1, "num_noise": 2}.items() if k in names}
 
-    def run(epochs):
+    def run(epochs, n):
+        x, y = data(n)
         if "epochs" in names:
             d = build_defence(name, clf, epochs=epochs, **fixed)
         else:  # BEAT: burn-in + samples
             d = build_defence(name, clf, burn_in=epochs - 1, num_samples=1, **fixed)
-        d.train(x, y)
+        return lambda: d.train(x, y)
 
-    run(1)
-    per_epoch = _count(lambda: run(3)) - _count(lambda: run(2))
-    batches = -(-len(x) // batch_size)
-    return per_epoch / batches
+    small, large = 2 * batch_size, 4 * batch_size
+    run(1, small)()
+    device = str(data(1)[0].device)
+    base_n, base_h = _count(run(2, small), device)
+    more_n, more_h = _count(run(2, large), device)
+    epoch_n, _ = _count(run(3, small), device)
+    extra_batches = 2 * (large - small) // batch_size
+    per_batch, per_batch_hidden = (more_n - base_n) / extra_batches, (more_h - base_h) / extra_batches
+    per_epoch = (epoch_n - base_n) - per_batch * (small // batch_size)
+    return per_batch, per_batch_hidden, per_epoch
 
 
 def main() -> int:
@@ -136,21 +182,24 @@ def main() -> int:
     x, y = _data(4 if args.quick else 8, args.device)
     short, long = (2, 4) if args.quick else (3, 8)
     summary, results = {}, {}
-    print("| method | kind | host syncs per step | step |\n|---|---|---|---|")
+    print("| method | kind | host syncs per step | hidden syncs per step | step |\n|---|---|---|---|---|")
     for name in sorted(ATTACKS):
         if name in SKIP_ATTACKS:
             continue
-        per, unit = attack_syncs(name, clf, x, y, short, long)
+        per, hidden, unit = attack_syncs(name, clf, x, y, short, long)
         summary[f"host_syncs_per_step_{name}"] = round(per, 3)
-        results[name] = {"kind": "attack", "per_step": per, "step": unit}
-        print(f"| {name} | attack | {per:.2f} | {unit} |", flush=True)
-    xd, yd = _data(16, args.device)
+        summary[f"hidden_syncs_per_step_{name}"] = round(hidden, 3)
+        results[name] = {"kind": "attack", "per_step": per, "hidden_per_step": hidden, "step": unit}
+        print(f"| {name} | attack | {per:.2f} | {hidden:.2f} | {unit} |", flush=True)
     for name in sorted(DEFENCES):
-        per = defence_syncs(name, clf, xd, yd, batch_size=8)
+        per, hidden, per_epoch = defence_syncs(name, clf, lambda n: _data(n, args.device), batch_size=8)
         summary[f"host_syncs_per_step_{name}"] = round(per, 3)
-        results[name] = {"kind": "defence", "per_step": per, "step": "minibatch"}
-        print(f"| {name} | defence | {per:.2f} | minibatch |", flush=True)
-    summary["host_syncs_per_step_max"] = max(summary.values())
+        summary[f"hidden_syncs_per_step_{name}"] = round(hidden, 3)
+        summary[f"host_syncs_per_epoch_{name}"] = round(per_epoch, 3)
+        results[name] = {"kind": "defence", "per_step": per, "hidden_per_step": hidden, "per_epoch": per_epoch,
+                         "step": "minibatch"}
+        print(f"| {name} | defence | {per:.2f} | {hidden:.2f} | minibatch ({per_epoch:.0f} per epoch) |", flush=True)
+    summary["host_syncs_per_step_max"] = max(v for k, v in summary.items() if k.startswith("host_syncs_per_step_"))
     print(f"\nhost_syncs_per_step_max = {summary['host_syncs_per_step_max']:.2f} (goal: 0)")
     _harness.write_json(args.json, __file__, args, summary, results, device=args.device)
     return 0
