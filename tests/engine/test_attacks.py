@@ -309,3 +309,28 @@ def test_smart_cpu_and_cuda_agree():
     assert gpu.adversarial.device.type == "cpu"
     assert torch.equal(cpu.success, gpu.success) and torch.equal(cpu.iterations, gpu.iterations)
     assert torch.allclose(cpu.adversarial, gpu.adversarial, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["smart", "ifgsm", "ciasa"])
+def test_reading_the_stop_condition_less_often_changes_no_result(name, random_classifier, monkeypatch):
+    """Iterative attacks read their stop condition only every few iterations (a read waits for the device);
+    stopped samples are frozen in between, so the results equal those of a read every iteration."""
+    from engine.attacks.base import Attack
+
+    x = _clips(4)
+    y = _labels(random_classifier, x)
+    kwargs = {"smart": {"iterations": 25, "lr": 0.5, "refine_steps": 3},  # samples stop at 9 to 14
+              "ifgsm": {"iterations": 25, "eps": 0.5, "step_size": 0.05},  # 13 to 17, one never
+              "ciasa": {"iterations": 25, "eps": 1.0, "step_size": 0.1, "disc_pretrain_steps": 3}}[name]  # 9, 11
+    sparse = get_attack(name)(random_classifier, **kwargs)(x, y)
+    monkeypatch.setattr(Attack, "check_every", property(lambda self: 1))
+    dense = get_attack(name)(random_classifier, **kwargs)(x, y)
+    assert len(set(dense.iterations.tolist())) > 1  # samples stop at different iterations
+    assert torch.allclose(sparse.adversarial, dense.adversarial, atol=1e-6)
+    for key in ("success", "iterations", "predictions", "queries"):
+        assert torch.equal(getattr(sparse, key), getattr(dense, key)), key
+    assert sparse.history.keys() == dense.history.keys()
+    for key, rows in dense.history.items():
+        assert len(sparse.history[key]) == len(rows), key
+        assert torch.allclose(torch.tensor(sparse.history[key], dtype=torch.float64),
+                              torch.tensor(rows, dtype=torch.float64), atol=1e-6, equal_nan=True), key
