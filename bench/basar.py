@@ -1,7 +1,7 @@
 """BASAR on held-out cmu8 clips, on the manifold versus off it: throughput against the victim's bare forward, the
 projection's share of the time, success and distances.
 
-    .venv/bin/python bench/basar.py [--clips 20] [--queries 3000] [--checkpoint PATH] [--threads 2]
+    .venv/bin/python bench/basar.py [--clips 20] [--queries 3000] [--checkpoint PATH] [--threads 1]
     .venv/bin/python bench/basar.py --quick --json OUT.json      # 8 clips, 400 queries, a 4-epoch victim
 
 The victim is the small ST-GCN of the test suite's recipe (trained here, seeded, about two minutes on two CPU
@@ -13,8 +13,10 @@ are estimated from the training windows (5° margin).
 **Throughput ratio** (the headline, ``basar_queries_per_second_over_forward``): queries answered per second by
 the attack (all the oracle's queries, the start-point search and the final projection included, over the
 attack's whole wall time) ÷ windows per second of a bare ``model(x)`` forward (no gradients) on the attacked
-batch itself, i.e. at the same batch size, timed right before and right after the attack in the same process
-with the same threads (the mean of the two). 1.0 would mean the attack costs nothing beyond its queries; the
+batch itself, i.e. at the same batch size, in the same process with the same threads: the median of 60 timings,
+30 right before and 30 right after the attack, so that load on a shared machine during a few of them cannot
+inflate the ratio (an earlier version took the mean of two medians of 20, and one run under heavy load got a
+436 ms forward against 23 ms unloaded, which made its ratio look 15 times better than it was). 1.0 would mean the attack costs nothing beyond its queries; the
 goal is ≥ 0.5. The attack sends each step's probes or trials of every still-active clip to the model in one call,
 so its forwards run at batch sizes between 1 and ``clips × trials``; the ratio can exceed 1 when the larger
 exploration batches are cheaper per window than the reference batch.
@@ -70,8 +72,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def forward_seconds(model, x: torch.Tensor, repeats: int = 20) -> float:
-    """Median time of one bare ``model(x)`` forward (no gradients), after a warm-up call."""
+def forward_times(model, x: torch.Tensor, repeats: int = 30) -> list[float]:
+    """``repeats`` timings (s) of one bare ``model(x)`` forward (no gradients), after a warm-up call."""
     times = []
     with torch.no_grad():
         for _ in range(repeats + 1):
@@ -80,7 +82,12 @@ def forward_seconds(model, x: torch.Tensor, repeats: int = 20) -> float:
             model(x)
             _sync(x.device)
             times.append(time.perf_counter() - t0)
-    return statistics.median(times[1:])
+    return times[1:]
+
+
+def forward_seconds(model, x: torch.Tensor, repeats: int = 30) -> float:
+    """Median time of one bare ``model(x)`` forward (no gradients)."""
+    return statistics.median(forward_times(model, x, repeats))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--queries", type=int, default=3000)
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("--epochs", type=int, default=None, help="victim training epochs (default: the recipe's 12)")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--modes", nargs="+", default=["on", "off"], choices=["on", "off"])
@@ -126,13 +133,18 @@ def main(argv: list[str] | None = None) -> int:
         on = mode == "on"
         attack = build("basar", clf, joint_limits=limits, queries=args.queries, on_manifold=on,
                        starts=starts, start_labels=start_labels, seed=args.seed)
-        fwd_before = forward_seconds(clf, xs)
+        # The bare forward is timed 30 times right before and 30 times right after the attack (same process,
+        # threads and batch); the reference is the median of all 60, so that a burst of load on a shared machine
+        # during a few timings cannot inflate (or deflate) the ratio. The spread is printed as context.
+        fwd_times = forward_times(clf, xs)
         _sync(device)
         t0 = time.perf_counter()
         r = attack(xs, ys)
         _sync(device)
         wall = time.perf_counter() - t0
-        fwd = (fwd_before + forward_seconds(clf, xs)) / 2
+        fwd_times += forward_times(clf, xs)
+        fwd = statistics.median(fwd_times)
+        fwd_lo, fwd_hi = np.percentile(fwd_times, [10, 90])
         queries = int(r.queries.sum())
         ratio = (queries / wall) / (len(sel) / fwd)
         share = r.extras["projection_seconds"] / wall
@@ -152,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             "max_bone_err_m": float(e["bone_length_error"].max()), "max_angle_viol_rad": float(e["angle_violation"].max()),
             "queries_total": queries, "attack_s": wall, "forward_ms": 1000 * fwd,
             "queries_per_s": queries / wall, "forward_windows_per_s": len(sel) / fwd,
+            "forward_ms_p10_p90": [1000 * fwd_lo, 1000 * fwd_hi], "forward_timings": len(fwd_times),
         }
         results.append(res)
         rows.append({
@@ -163,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
             "context: attack s / forward ms": f"{wall:.0f} / {1000 * fwd:.1f}",
         })
         print(f"{res['mode']}: {queries} queries in {wall:.1f} s ({queries / wall:.0f}/s); bare forward of the "
-              f"{len(sel)} clips {1000 * fwd:.1f} ms ({len(sel) / fwd:.0f} windows/s); ratio {ratio:.2f}, "
+              f"{len(sel)} clips {1000 * fwd:.1f} ms (median of {len(fwd_times)}; 10-90%: {1000 * fwd_lo:.1f}-"
+              f"{1000 * fwd_hi:.1f} ms; {len(sel) / fwd:.0f} windows/s); ratio {ratio:.2f}, "
               f"projection share {share:.2f}", flush=True)
 
     keys = list(rows[0])

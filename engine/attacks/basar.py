@@ -48,6 +48,19 @@ off-manifold attack (0.055×, 0.25 m; ``bench/basar.py``), at about twice its CP
 widened per clip by the clean clip's own range of angles (:func:`engine.attacks.manifold.widen_limits`): the clean
 motion is natural by definition, and limits estimated from other performers can leave parts of it outside.
 
+**Batching** (skelviz's; it changes the cost, not what each clip does). The clips of a batch run in lockstep, each
+its own state machine: in every step each clip that is still going makes its next request — the ``trials``
+exploration candidates of a new iteration, its next aimed probe, its projection's query or its next bisection
+point — and all of them go to the model in one call (so a clip waiting on a sequential probe shares the call with
+the others' explorations instead of holding them up); the answers then move each clip on. A clip's walk depends
+only on its own answers, random stream (seed + its index in the batch), budget and query count (the oracle charges
+each query to the clip that asked), so off the manifold a clip attacked alone takes exactly the steps it takes in a
+batch; on the manifold the kinematics' float32 rounding differs with the number of clips in a call (~1e-7), which
+can flip an answer right on the decision boundary, so there the walks agree up to such flips. The manifold's
+computations (cheap projections of all candidates of a step, paths, the projections due in a step) run batched on
+the model's device; the loop reads back from the device once per step (the answers), plus once after steps where
+a clip finished an iteration late enough for the convergence test.
+
 A sample stops when its query budget would be exceeded, or when its distance to ``x`` has improved by less
 than ``tol`` (relative) over the last ``patience`` iterations. ``on_manifold=False`` skips every projection
 (the "off-manifold" variant, for comparison; straight lines in coordinate space); constraint violations are
@@ -79,6 +92,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -103,6 +117,8 @@ log = logging.getLogger(__name__)
 __all__ = ["BASAR"]
 
 _BETA_MIN = 1e-3
+# What each clip asks for in the next step of the lockstep loop (BASAR._lockstep).
+_EXPLORE, _PROBE, _PQUERY, _PBISECT, _DONE = range(5)
 
 
 def _load_limits(path: str | Path) -> JointLimits:
@@ -340,86 +356,224 @@ class BASAR(Attack):
         already = self._is_adv(clean_pred, everyone, y, target)
         adv, labels, found = self._start(walk, x, y, target, gens, clean_pred, already, mask)
         start_distance = _flat_norm(adv - x)
-        delta = torch.full((N,), self.delta0, device=dev)
-        beta = torch.full((N,), self.beta0, device=dev)
-        active = found & ~already
-        iterations = torch.zeros(N, dtype=torch.long, device=dev)
-        dist_history: list[torch.Tensor] = []  # kept on the device; read back once, at the end
-        query_history: list[torch.Tensor] = []
-        recent = [start_distance]  # the last `patience` iterations' distances, for the convergence test
-        it = 0
-        k = self.trials
-        shape = x.shape[1:]
-        while True:
-            active &= self._has_budget(everyone, k)
-            # The loop's one read-back per iteration: which samples go on, and the most queries used (progress).
-            state = torch.cat([active.long(), counts.max().reshape(1)]).tolist()
-            live, top = [i for i in range(N) if state[i]], state[N]
-            if not live:
-                break
-            it += 1
-            self._tick(top, self.queries, {"iteration": it, "active": len(live)})
-            idx = torch.as_tensor(live, device=dev)
-            iterations = torch.where(active, it, iterations)
-            owners = idx.repeat_interleave(k)
-            # Exploration: candidates on the sphere through the current clip (then onto the manifold); every
-            # active sample's trials go to the model in one call.
-            eta = torch.stack([torch.randn((k, *shape), generator=gens[i], device=dev) for i in live])
-            cand = walk.onto(self._explore(adv[idx], x[idx], delta[idx], mask[idx], W, eta).flatten(0, 1), owners)
-            pred = self.oracle(cand, owners)
-            ok = self._is_adv(pred, owners, y, target).reshape(-1, k)
-            frac = ok.float().mean(1)
-            d = delta[idx]
-            d = torch.where(frac <= 0.2, d * 0.9, d)
-            delta[idx] = torch.where(frac >= 0.8, (d / 0.9).clamp_max(self.delta_max), d)
-            moved = ok.any(1)
-            # The adversarial candidate closest to x (on the sphere they are all equally close; the projection
-            # onto the manifold moves each a little).
-            cand_dist = torch.where(ok, _flat_norm(cand - x[owners]).reshape(-1, k), torch.full_like(frac[:, None], float("inf")))
-            rows = torch.arange(len(idx), device=dev) * k + cand_dist.argmin(1)
-            adv[idx] = torch.where(moved.reshape(-1, 1, 1, 1, 1), cand[rows], adv[idx])
-            labels[idx] = torch.where(moved, pred[rows], labels[idx])
-            # Aimed probing towards the clean clip. A sample stops probing at its first hit, so the clips still
-            # probing have not moved: their coordinates are computed once. Each round's probes of every sample
-            # still probing go to the model in one call.
-            probing = idx[moved & self._has_budget(idx, 1)]
-            coords = walk.coords(adv[probing], probing)
-            for _ in range(self.max_probes):
-                if len(probing) == 0:
-                    break
-                trial = walk.path(coords, walk.clean(probing), probing, x.dtype)(
-                    torch.arange(len(probing), device=dev), beta[probing]
-                )
-                p = self.oracle(trial, probing)
-                hit = self._is_adv(p, probing, y, target)
-                adv[probing] = torch.where(hit.reshape(-1, 1, 1, 1, 1), trial, adv[probing])
-                labels[probing] = torch.where(hit, p, labels[probing])
-                beta[probing] = torch.where(hit, (beta[probing] * 2).clamp_max(self.beta_max), beta[probing] / 2)
-                # Who probes again: missed, β still above its floor, a query left. One index list for all of them
-                # (a boolean mask per tensor would make the device wait once per tensor).
-                rows = (~hit & (beta[probing] >= _BETA_MIN) & self._has_budget(probing, 1)).nonzero().flatten()
-                probing, coords = probing[rows], [c[rows] for c in coords]
-            # Periodic projection onto the manifold with the dynamics term.
-            if walk.on_manifold and self.projection_interval and it % self.projection_interval == 0:
-                self._project(walk, adv, labels, x, y, target, idx, final=False)
-            dist = _flat_norm(adv - x)
-            dist_history.append(dist)
-            query_history.append(counts.clone())
-            recent.append(dist)
-            if self.patience and len(recent) > self.patience:
-                old = recent.pop(0)
-                stalled = dist > old * (1 - self.tol)
-                active &= ~stalled
+        iterations, history = self._lockstep(walk, adv, labels, x, y, target, gens, found & ~already,
+                                             start_distance, mask, W)
+        it = int(iterations.max()) if N else 0
         if walk.on_manifold:
             self._reserve = 0  # the reserve was kept for this
             self._project(walk, adv, labels, x, y, target, (found & ~already).nonzero().flatten(), final=True)
             # The final projection's queries count too: the progress ends at what was really used.
             self._tick(int(counts.max()), self.queries, {"iteration": it, "active": 0})
-        history = {
-            "distance": torch.stack(dist_history).cpu().tolist() if dist_history else [],
-            "queries": torch.stack(query_history).cpu().tolist() if query_history else [],
-        }
         return self._result(adv, x, found, labels, iterations.cpu(), start_distance, history, limits, walk.seconds)
+
+    def _lockstep(self, walk, adv, labels, x, y, target, gens, active, start_distance, mask, W):
+        """Steps 2–4 of every clip (exploration, aimed probing, periodic projection), all clips in lockstep
+        (module docstring, "Batching"); ``adv`` and ``labels`` are updated in place. Returns the iterations
+        each clip ran (CPU) and the history."""
+        N, dev, k = x.shape[0], x.device, self.trials
+        shape = x.shape[1:]
+        limit = self.queries - self._reserve  # a clip may ask `need` more queries while counts + need <= limit
+        counts = self.oracle.device_counts.tolist()  # a host mirror, kept by counting each step's requests
+        want = (y if target is None else target).tolist()
+
+        def adv_label(p: int, i: int) -> bool:
+            return p != want[i] if target is None else p == want[i]
+
+        delta = torch.full((N,), self.delta0, device=dev)
+        # β and the bisection brackets live on the host (float32, as they would on the device: halving and
+        # doubling are exact), since they decide who asks again; the device gets them with each request.
+        beta = np.full(N, self.beta0, dtype=np.float32)
+        beta_max = np.float32(self.beta_max)
+        lo, hi = np.zeros(N, dtype=np.float32), np.ones(N, dtype=np.float32)
+        got = torch.full((N,), -1, dtype=torch.long, device=dev)  # labels at the bisections' adversarial ends
+        phase = [_EXPLORE if a else _DONE for a in active.tolist()]
+        it_of, probes, halvings = [0] * N, [0] * N, [0] * N
+        rows = self.queries // k + 2  # more than any clip's iterations
+        dist_hist = torch.zeros((rows, N), dtype=start_distance.dtype, device=dev)  # row t: after own iteration t
+        dist_hist[0] = start_distance
+        q_hist = np.zeros((rows, N), dtype=np.int64)
+        q_hist[0] = counts
+        stalled = torch.zeros(N, dtype=torch.bool, device=dev)
+        read_stalled = False
+        coords = ends_a = ends_b = None  # per-clip buffers (N, ...): probing start; bisection ends
+        proj = torch.zeros_like(x)  # projections waiting for their query
+
+        def buffers(cs):
+            return [torch.zeros((N, *c.shape[1:]), dtype=c.dtype, device=dev) for c in cs]
+
+        def put(bufs, cs, idx):
+            for b, c in zip(bufs, cs):
+                b[idx] = c
+
+        def ix(lst):
+            return torch.as_tensor(lst, dtype=torch.long, device=dev)
+
+        while True:
+            st = stalled.tolist() if read_stalled else None
+            read_stalled = False
+            E = []
+            for i in range(N):
+                if phase[i] == _EXPLORE:
+                    if (st is not None and st[i]) or counts[i] + k > limit:
+                        phase[i] = _DONE
+                    else:
+                        E.append(i)
+                        it_of[i] += 1
+            live = [i for i in range(N) if phase[i] != _DONE]
+            if not live:
+                break
+            self._tick(max(counts), self.queries, {"iteration": max(it_of), "active": len(live)})
+            P = [i for i in live if phase[i] == _PROBE]
+            Q = [i for i in live if phase[i] == _PQUERY]
+            S = [i for i in live if phase[i] == _PBISECT]
+            # Every request of every clip, in one call: k exploration candidates per exploring clip, one aimed probe,
+            # projection or bisection point per other clip.
+            parts = []
+            if E:
+                e = ix(E)
+                owners_e = e.repeat_interleave(k)
+                eta = torch.stack([torch.randn((k, *shape), generator=gens[i], device=dev) for i in E])
+                cand = walk.onto(self._explore(adv[e], x[e], delta[e], mask[e], W, eta).flatten(0, 1), owners_e)
+                parts.append((cand, owners_e))
+            if P:
+                p = ix(P)
+                trial = walk.path([c[p] for c in coords], walk.clean(p), p, x.dtype)(
+                    torch.arange(len(P), device=dev), torch.as_tensor(beta[P], device=dev))
+                parts.append((trial, p))
+            if Q:
+                q = ix(Q)
+                parts.append((proj[q], q))
+            if S:
+                s = ix(S)
+                mid = (lo[S] + hi[S]) / 2
+                path_s = walk.path([c[s] for c in ends_a], [c[s] for c in ends_b], s, adv.dtype)
+                parts.append((path_s(torch.arange(len(S), device=dev), torch.as_tensor(mid, device=dev)), s))
+            pred = self.oracle(torch.cat([c for c, _ in parts]), torch.cat([o for _, o in parts]))
+            pl = pred.tolist()  # the step's read-back: who succeeded decides what each clip asks next
+            walked, finished = [], []  # clips whose walk (exploration, probing) / whole iteration ended this step
+            at = 0
+            if E:
+                pe, at = pred[: len(E) * k], len(E) * k
+                ok = self._is_adv(pe, owners_e, y, target).reshape(-1, k)
+                frac = ok.float().mean(1)
+                d = delta[e]
+                d = torch.where(frac <= 0.2, d * 0.9, d)
+                delta[e] = torch.where(frac >= 0.8, (d / 0.9).clamp_max(self.delta_max), d)
+                moved = ok.any(1)
+                # The adversarial candidate closest to x (on the sphere they are all equally close; the projection
+                # onto the manifold moves each a little).
+                cand_dist = torch.where(ok, _flat_norm(cand - x[owners_e]).reshape(-1, k),
+                                        torch.full_like(frac[:, None], float("inf")))
+                best = torch.arange(len(E), device=dev) * k + cand_dist.argmin(1)
+                adv[e] = torch.where(moved.reshape(-1, 1, 1, 1, 1), cand[best], adv[e])
+                labels[e] = torch.where(moved, pe[best], labels[e])
+                start_probing = []
+                for j, i in enumerate(E):
+                    counts[i] += k
+                    if any(adv_label(pl[j * k + t], i) for t in range(k)) and counts[i] + 1 <= limit:
+                        start_probing.append(i)
+                        phase[i], probes[i] = _PROBE, 0
+                    else:
+                        walked.append(i)
+                if start_probing:
+                    sp = ix(start_probing)
+                    cs = walk.coords(adv[sp], sp)
+                    coords = coords or buffers(cs)
+                    put(coords, cs, sp)
+            if P:
+                pp, at = pred[at : at + len(P)], at + len(P)
+                hit = self._is_adv(pp, p, y, target)
+                adv[p] = torch.where(hit.reshape(-1, 1, 1, 1, 1), trial, adv[p])
+                labels[p] = torch.where(hit, pp, labels[p])
+                for j, i in enumerate(P):
+                    counts[i] += 1
+                    probes[i] += 1
+                    h = adv_label(pl[at - len(P) + j], i)
+                    beta[i] = min(beta[i] * 2, beta_max) if h else beta[i] / 2
+                    # Probe again: missed, β above its floor, a query and a probe left.
+                    if h or not (beta[i] >= _BETA_MIN and counts[i] + 1 <= limit and probes[i] < self.max_probes):
+                        walked.append(i)
+            if Q:
+                pq, at = pred[at : at + len(Q)], at + len(Q)
+                ok = self._is_adv(pq, q, y, target)
+                adv[q] = torch.where(ok.reshape(-1, 1, 1, 1, 1), proj[q], adv[q])
+                labels[q] = torch.where(ok, pq, labels[q])
+                missed = []
+                for j, i in enumerate(Q):
+                    counts[i] += 1
+                    if adv_label(pl[at - len(Q) + j], i):
+                        finished.append(i)
+                    else:
+                        missed.append(i)
+                if missed:
+                    # A binary search in joint-angle space from the current clip (0) towards the projection (1).
+                    m = ix(missed)
+                    ca, cb = walk.coords(adv[m], m), walk.coords(proj[m], m)
+                    ends_a, ends_b = ends_a or buffers(ca), ends_b or buffers(cb)
+                    put(ends_a, ca, m)
+                    put(ends_b, cb, m)
+                    lo[missed], hi[missed] = 0.0, 1.0
+                    got[m] = -1
+                    done_now = []
+                    for i in missed:
+                        phase[i], halvings[i] = _PBISECT, 0
+                        if counts[i] + 1 > limit:
+                            done_now.append(i)
+                    finished += self._end_bisection(walk, adv, labels, got, lo, ends_a, ends_b, done_now)
+            if S:
+                ps = pred[at : at + len(S)]
+                hit_s = self._is_adv(ps, s, y, target)
+                got[s] = torch.where(hit_s, ps, got[s])
+                done_now = []
+                for j, i in enumerate(S):
+                    counts[i] += 1
+                    halvings[i] += 1
+                    if adv_label(pl[at + j], i):
+                        lo[i] = mid[j]
+                    else:
+                        hi[i] = mid[j]
+                    if halvings[i] >= self.search_steps or counts[i] + 1 > limit:
+                        done_now.append(i)
+                finished += self._end_bisection(walk, adv, labels, got, lo, ends_a, ends_b, done_now)
+            # Periodic projection onto the manifold with the dynamics term (its query goes with the next step's).
+            due = [i for i in walked if walk.on_manifold and self.projection_interval
+                   and it_of[i] % self.projection_interval == 0 and counts[i] + 1 <= limit]
+            if due:
+                dd = ix(due)
+                proj[dd] = walk.project(adv[dd], dd, self.accel_weight)
+                for i in due:
+                    phase[i] = _PQUERY
+            finished += [i for i in walked if phase[i] != _PQUERY]
+            if finished:
+                f, t = ix(finished), ix([it_of[i] for i in finished])
+                dist = _flat_norm(adv[f] - x[f])
+                dist_hist[t, f] = dist
+                for i in finished:
+                    q_hist[it_of[i], i] = counts[i]
+                    phase[i] = _EXPLORE
+                if self.patience and max(it_of[i] for i in finished) >= self.patience:
+                    # Converged: less than `tol` (relative) progress over the last `patience` iterations.
+                    old = dist_hist[(t - self.patience).clamp_min(0), f]
+                    stalled[f] = (t >= self.patience) & (dist > old * (1 - self.tol))
+                    read_stalled = True
+        T = max(it_of, default=0)
+        history = {"distance": [], "queries": []}
+        if T:
+            # Row t holds each clip's state after its own iteration t; a clip that stopped keeps its last state.
+            src = np.minimum(np.arange(T + 1)[:, None], np.asarray(it_of)[None, :])
+            history["distance"] = dist_hist.gather(0, torch.as_tensor(src, device=dev))[1:].cpu().tolist()
+            history["queries"] = q_hist[src, np.arange(N)[None, :]][1:].tolist()
+        return torch.as_tensor(it_of, dtype=torch.long), history
+
+    def _end_bisection(self, walk, adv, labels, got, lo, ends_a, ends_b, done: list[int]) -> list[int]:
+        """Finish the bisections of clips ``done``: each keeps the adversarial end of its bracket (if it moved)."""
+        moved = [i for i in done if lo[i] > 0]
+        if moved:
+            m = torch.as_tensor(moved, dtype=torch.long, device=adv.device)
+            path = walk.path([c[m] for c in ends_a], [c[m] for c in ends_b], m, adv.dtype)
+            adv[m] = path(torch.arange(len(moved), device=adv.device), torch.as_tensor(lo[moved], device=adv.device))
+            labels[m] = got[m]
+        return done
 
     def _limits(self, x: torch.Tensor) -> JointLimits:
         if self.joint_limits is not None:

@@ -158,29 +158,40 @@ def test_basar_only_ever_sees_labels_and_counts_queries_honestly(cmu8, centroid_
 
 
 def test_batched_basar_takes_each_clips_own_walk(cmu8, centroid_model):
-    """Reduced budget (150 queries). All clips of a batch share each step's model call, but every clip keeps its
-    own random stream (seed + its index), budget and query count: attacking three clips together gives each the
-    same walk, result and query count as attacking it alone with its seed."""
+    """Reduced budget (150 queries). The clips of a batch run in lockstep and share each step's model call, but
+    every clip keeps its own random stream (seed + its index), budget, query count and state: off the manifold,
+    attacking three clips together gives each exactly the same walk, result and query count as attacking it alone
+    with its seed. On the manifold the kinematics round differently with the number of clips in a call (float32
+    batched products and vectorised sin/cos/atan2 whose tail elements take the scalar path), by ~1e-7; a binary
+    search lands on the decision boundary by design, so now and then such a difference flips one answer and the
+    walks part (seen: one clip in three, one query apart, 1.5% apart in distance). There the test checks the
+    accounting exactly and the results up to such a flip."""
     train, test, tx, ty, limits = cmu8
     x, y = torch.as_tensor(test.x), torch.as_tensor(test.y)
     sel = _correct(centroid_model, x, y, 3, seed=3)
-    kw = dict(skeleton=train.skeleton, joint_limits=limits, queries=150, projection_interval=4, projection_steps=5,
-              starts=tx, start_labels=ty)
-    guard = LabelOnlyGuard(centroid_model)
-    together = BASAR(guard, seed=7, **kw)(x[sel], y[sel])
-    assert guard.clips_seen == int(together.queries.sum())  # every query was counted, once
-    assert together.success.any()
-    for i in range(len(sel)):
-        alone = BASAR(centroid_model, seed=7 + i, **kw)(x[sel[i : i + 1]], y[sel[i : i + 1]])
-        assert int(alone.queries[0]) == int(together.queries[i]), i
-        assert int(alone.iterations[0]) == int(together.iterations[i]), i
-        assert bool(alone.success[0]) == bool(together.success[i]), i
-        # Same decisions; the coordinates agree up to float32 rounding, which differs between batch sizes (the
-        # projection's Adam steps carry it along): a tenth of a millimetre seen, against walks of decimetres.
-        torch.testing.assert_close(alone.adversarial[0], together.adversarial[i], atol=1e-3, rtol=0)
-        torch.testing.assert_close(torch.tensor(alone.history["distance"])[:, 0],
-                                   torch.tensor(together.history["distance"])[: len(alone.history["distance"]), i],
-                                   atol=1e-3, rtol=0)
+    for on_manifold in (False, True):
+        kw = dict(skeleton=train.skeleton, joint_limits=limits, queries=150, projection_interval=4, projection_steps=5,
+                  starts=tx, start_labels=ty, on_manifold=on_manifold)
+        guard = LabelOnlyGuard(centroid_model)
+        together = BASAR(guard, seed=7, **kw)(x[sel], y[sel])
+        assert guard.clips_seen == int(together.queries.sum())  # every query was counted, once
+        assert together.success.any()
+        assert [len(r) for r in together.history["distance"]] == [3] * int(together.iterations.max())
+        for i in range(len(sel)):
+            alone = BASAR(centroid_model, seed=7 + i, **kw)(x[sel[i : i + 1]], y[sel[i : i + 1]])
+            assert bool(alone.success[0]) == bool(together.success[i]), i
+            if not on_manifold:
+                assert int(alone.queries[0]) == int(together.queries[i]), i
+                assert int(alone.iterations[0]) == int(together.iterations[i]), i
+                assert torch.equal(alone.adversarial[0], together.adversarial[i]), i
+                assert torch.tensor(alone.history["distance"])[:, 0].tolist() == torch.tensor(
+                    together.history["distance"])[: len(alone.history["distance"]), i].tolist(), i
+            else:
+                assert abs(int(alone.queries[0]) - int(together.queries[i])) <= 5, i
+                assert abs(int(alone.iterations[0]) - int(together.iterations[i])) <= 1, i
+                d_alone, d_together = float(alone.extras["distance"][0]), float(together.extras["distance"][i])
+                assert abs(d_alone - d_together) <= 0.05 * d_alone, i
+
 
 
 def test_basar_cancel_stops_it(cmu8, centroid_model):
