@@ -172,7 +172,7 @@ class _Walk:
         """``clips`` of samples ``owners`` put on their manifolds (clean bone lengths, angles clamped)."""
         if self.projector is None:
             return clips
-        return self._timed(self.projector.nearest, clips, self.x[owners], self.ref[owners])
+        return self._timed(self.projector.nearest, clips, self.x[owners], self.ref[owners], direct=True)
 
     def project(self, clips: torch.Tensor, owners: torch.Tensor, accel_weight: float) -> torch.Tensor:
         """The full projection (with the dynamics term) of ``clips`` of samples ``owners``."""

@@ -442,9 +442,7 @@ class _Tree:
         rot6 = torch.cat([f0[..., :, 0], f0[..., :, 1]], dim=-1)
         return pos[..., self.root, :].clone(), rot6, angles
 
-    def nearest(
-        self, pos: torch.Tensor, lengths: torch.Tensor, box=None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def nearest(self, pos: torch.Tensor, lengths: torch.Tensor, box=None, *, positions: bool = False):
         """Manifold parameters of a pose sequence close to ``pos`` ``(..., V, 3)``: bone lengths ``lengths``,
         angles inside ``box`` (default: the limits).
 
@@ -452,6 +450,8 @@ class _Tree:
         position of its child, with its angles clamped in the frame its clamped parent really has. (Clamping
         after a plain :meth:`ik` would keep the children's local angles, so that clamping a short bone near the
         root swung everything below it.) A pose that is already on the manifold comes back unchanged.
+        ``positions``: also return the joint positions ``(..., V, 3)`` built on the way down (the same point as
+        :meth:`fk` of the parameters, without running it; float rounding differs).
         """
         pos = pos.to(self.dtype)
         lo, hi = (self.lo, self.hi) if box is None else box
@@ -460,7 +460,7 @@ class _Tree:
         ordered_lengths = lengths.index_select(-1, self.bone_order)
         f0 = self.root_frame(pos)
         prev_frames, prev_pos = f0[..., None, :, :], pos[..., self.root, None, :]
-        angles, start = [], 0
+        angles, start, joints = [], 0, [prev_pos]
         for bones, slot, _, ch in self.levels:
             here = slice(start, start + len(bones))
             fp = prev_frames.index_select(-3, slot)
@@ -478,10 +478,14 @@ class _Tree:
             prev_pos = pp + ordered_lengths[..., here, None] * direction
             prev_frames = frames
             angles.append(ang)
+            joints.append(prev_pos)
             start = here.stop
         angles = torch.cat(angles, dim=-2).index_select(-2, self.bone_unpermute)
         rot6 = torch.cat([f0[..., :, 0], f0[..., :, 1]], dim=-1)
-        return pos[..., self.root, :].clone(), rot6, angles
+        params = (pos[..., self.root, :].clone(), rot6, angles)
+        if positions:
+            return params, torch.cat(joints, dim=-2).index_select(-2, self.unpermute)
+        return params
 
     def _fit_rest(self, bones: torch.Tensor, local: torch.Tensor, ok: torch.Tensor) -> None:
         mean = (local * ok).reshape(-1, *local.shape[-2:]).sum(0)
@@ -740,11 +744,22 @@ class ManifoldProjector:
         with torch.no_grad():
             return _clips(self.tree.fk(*params, lengths)).to(dtype)
 
-    def nearest(self, adversarial: torch.Tensor, clean: torch.Tensor, ref: CleanReference | None = None) -> torch.Tensor:
+    def nearest(self, adversarial: torch.Tensor, clean: torch.Tensor, ref: CleanReference | None = None, *,
+                direct: bool = False) -> torch.Tensor:
         """The cheap projection (``w = 0``, no optimisation): clean bone lengths, angles clamped to the limits
-        (widened by the clean clip's own range), bone by bone down the tree (:meth:`_Tree.nearest`)."""
-        params, lengths = self.params(adversarial, clean, ref)
-        return self.positions(params, lengths, adversarial.dtype)
+        (widened by the clean clip's own range), bone by bone down the tree (:meth:`_Tree.nearest`).
+
+        ``direct``: return the positions built on the way down the tree instead of running :meth:`positions` on
+        the parameters: the same point, about a third cheaper, rounded differently (~1e-7 m)."""
+        if not direct:
+            params, lengths = self.params(adversarial, clean, ref)
+            return self.positions(params, lengths, adversarial.dtype)
+        self._check(adversarial, clean)
+        ref = self.reference(clean) if ref is None else ref
+        with torch.no_grad():
+            _, pos = self.tree.nearest(_bodies(adversarial).to(self.device, self.dtype), ref.lengths,
+                                       (ref.lower, ref.upper), positions=True)
+        return _clips(pos).to(adversarial.dtype)
 
     def project(
         self,
