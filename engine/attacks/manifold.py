@@ -317,6 +317,35 @@ def _exp_so3(omega: torch.Tensor) -> torch.Tensor:
     return cos_t * eye + (t.sin() / t) * K + ((1 - cos_t) / t2) * (omega[..., :, None] * omega[..., None, :])
 
 
+def _swing_basis(axes: torch.Tensor) -> torch.Tensor:
+    """(B, 2, 3) joint-angle axes ``(u, w)`` → (B, 6, 9): the flattened matrices ``I, [u]×, [w]×, u uᵀ, u wᵀ + w uᵀ,
+    w wᵀ``, whose combination gives the rotation of a swing (see :func:`_exp_swing`)."""
+    def skew(v):
+        x, y, z = v.unbind(-1)
+        zero = torch.zeros_like(x)
+        return torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*v.shape, 3)
+
+    u, w = axes[:, 0], axes[:, 1]
+    eye = torch.eye(3, dtype=axes.dtype, device=axes.device).expand(len(axes), 3, 3)
+    outer = lambda a, b: a[:, :, None] * b[:, None, :]  # noqa: E731
+    mats = [eye, skew(u), skew(w), outer(u, u), outer(u, w) + outer(w, u), outer(w, w)]
+    return torch.stack(mats, dim=1).reshape(len(axes), 6, 9)
+
+
+def _exp_swing(angles: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """:func:`_exp_so3` of the swings ``ω = a₀ u + a₁ w`` of joint angles ``(..., B, 2)`` with orthonormal axes:
+    Rodrigues' ``cos θ I + (sin θ / θ) [ω]× + ((1 − cos θ) / θ²) ω ωᵀ`` expanded over the constant ``basis``
+    (:func:`_swing_basis`), so that the only per-pose work is on six coefficients per bone (one batched product
+    instead of 3×3 tensors built per pose; the forward kinematics' hottest part in the projection's loop)."""
+    a0, a1 = angles.unbind(-1)
+    t2 = a0 * a0 + a1 * a1 + 1e-12  # |ω|² + ε², as _exp_so3
+    t = t2.sqrt()
+    cos_t = t.cos()
+    s, c = t.sin() / t, (1 - cos_t) / t2
+    coef = torch.stack([cos_t, s * a0, s * a1, c * a0 * a0, c * a0 * a1, c * a1 * a1], dim=-1)  # (..., B, 6)
+    return torch.einsum("...bk,bkn->...bn", coef, basis).reshape(*angles.shape[:-1], 3, 3)
+
+
 def _swing(rest: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
     """Rotation vector of the minimal rotation taking unit ``rest`` to unit ``direction`` (perpendicular to rest)."""
     n = torch.linalg.cross(rest.expand_as(direction), direction, dim=-1)
@@ -345,6 +374,7 @@ class _Tree:
         self.rest = t(limits.rest)
         self.axes = t(limits.axes)
         self.free = torch.as_tensor(limits.free, device=device)
+        self._fk_consts = None  # built at first use (after any rest-direction fit)
         # Clamp box: a little inside the limits, and fixed angles exactly 0.
         lo, hi = limits.lower.copy(), limits.upper.copy()
         room = (hi - lo) > 2 * _INSIDE
@@ -496,12 +526,14 @@ class _Tree:
         self.rest[bones] = torch.where(norm > 1e-9, mean / norm.clamp_min(1e-12), fallback)
         limits = JointLimits(self.skeleton, self.rest.cpu().numpy(), self.limits.lower, self.limits.upper, self.frame_bones)
         self.axes = torch.as_tensor(limits.axes, dtype=self.dtype, device=self.device)
+        self._fk_consts = None
 
     def fk(self, root: torch.Tensor, rot6: torch.Tensor, angles: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(root position, root 6-vector, joint angles, bone lengths) → positions ``(..., V, 3)`` (differentiable).
 
         Written for the projection's inner loop (hundreds of calls per projection, forward and backward): every
-        bone's local rotation comes from one Rodrigues call, only the frames' chain runs level by level (one
+        bone's local rotation comes from one Rodrigues evaluation over constant per-bone matrices
+        (:func:`_exp_swing`), only the frames' chain runs level by level (one
         matrix product per level), and every joint's position is the root plus the sum of its ancestors' bone
         vectors (one product with the ancestor matrix).
         """
@@ -510,17 +542,19 @@ class _Tree:
         else:
             f0 = _frame_from_two(rot6[..., :3], rot6[..., 3:])
         order = self.bone_order
+        if self._fk_consts is None:  # in level order: each bone's rotation basis and rest direction
+            self._fk_consts = (_swing_basis(self.axes.index_select(0, order)), self.rest.index_select(0, order))
+        basis, rest = self._fk_consts
         # Fixed angles are 0, and so are those of zero-length bones (their direction is undefined).
         angles = (angles * self.free * (lengths > _MIN_BONE)[..., None]).index_select(-2, order)  # level order
-        omega = (angles[..., None] * self.axes.index_select(0, order)).sum(-2)  # (..., B, 3)
-        local = _exp_so3(omega)  # (..., B, 3, 3)
+        local = _exp_swing(angles, basis)  # (..., B, 3, 3)
         frames, prev, start = [], f0[..., None, :, :], 0
         for bones, slot, _, _ in self.levels:
             n = len(bones)
             prev = prev.index_select(-3, slot) @ local[..., start : start + n, :, :]
             frames.append(prev)
             start += n
-        direction = (torch.cat(frames, dim=-3) @ self.rest.index_select(0, order)[:, :, None])[..., 0]
+        direction = (torch.cat(frames, dim=-3) @ rest[:, :, None])[..., 0]
         offsets = lengths.index_select(-1, order)[..., None] * direction  # (..., B, 3) bone vectors
         return root[..., None, :] + self.ancestors @ offsets
 
