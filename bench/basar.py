@@ -16,10 +16,15 @@ attack's whole wall time) ÷ windows per second of a bare ``model(x)`` forward (
 batch itself, i.e. at the same batch size, in the same process with the same threads: the median of 60 timings,
 30 right before and 30 right after the attack, so that load on a shared machine during a few of them cannot
 inflate the ratio (an earlier version took the mean of two medians of 20, and one run under heavy load got a
-436 ms forward against 23 ms unloaded, which made its ratio look 15 times better than it was). 1.0 would mean the attack costs nothing beyond its queries; the
-goal is ≥ 0.5. The attack sends each step's probes or trials of every still-active clip to the model in one call,
-so its forwards run at batch sizes between 1 and ``clips × trials``; the ratio can exceed 1 when the larger
-exploration batches are cheaper per window than the reference batch.
+436 ms forward against 23 ms unloaded, which made its ratio look 15 times better than it was). 1.0 would mean the
+attack costs nothing beyond its queries; the goal is ≥ 0.5. The attack runs its clips in lockstep and sends every
+request of every still-active clip in a step (exploration trials, aimed probes, projection and bisection points) to
+the model in one call, so its forwards run at batch sizes between 1 and ``clips × trials``; the ratio can exceed 1
+when those batches are cheaper per window than the reference batch.
+
+Threads: the default is 1. With more threads than free cores (a shared machine), OpenMP threads wait for each other
+in every kernel, and the projection's many small kernels slow down far more than the model's convolutions (seen on
+2 busy cores with 2 threads: a projection 60 times slower, a forward 25 times), which skews the ratio.
 
 **Projection share**: the time spent on the manifold (cheap projections of candidates, paths in joint-angle
 space, full projections with the dynamics term; ``extras["projection_seconds"]``) ÷ the attack's wall time.
