@@ -590,6 +590,54 @@ def test_bvh_channel_orders_and_six_channel_joints(amc_clip, tmp_path, order):
     assert np.abs(back.positions[:, idx] - amc_clip.positions).max() < 1e-5
 
 
+def _hinge_axis_spread(local: np.ndarray) -> float:
+    """Mean angle (degrees) between each frame's rotation axis and the mean axis, over frames bent > 15°."""
+    from scipy.spatial.transform import Rotation
+
+    rv = Rotation.from_matrix(local).as_rotvec()
+    angle = np.linalg.norm(rv, axis=1)
+    axis = rv[angle > 0.25] / angle[angle > 0.25, None]
+    axis *= np.sign(axis @ axis[0])[:, None]
+    mean = axis.mean(axis=0) / np.linalg.norm(axis.mean(axis=0))
+    return float(np.degrees(np.arccos(np.clip(axis @ mean, -1.0, 1.0))).mean())
+
+
+def test_bvh_each_joint_is_composed_in_its_own_channel_order(bvh_path):
+    """131_01 lists its arms' rotations as Zrotation Xrotation Yrotation and its legs' as Zrotation Yrotation
+    Xrotation. Its elbows and knees come from one-degree-of-freedom joints of the CMU source, so with each joint's
+    channels composed in its own listed order (R = R_first R_second R_third) their local rotations turn about one
+    fixed axis; composing the elbows in the legs' order instead spreads that axis by several degrees (the check
+    can fail)."""
+    from engine.io import bvh as B
+
+    lines = B._read_lines(bvh_path)
+    motion_at = next(i for i, ln in enumerate(lines) if ln.strip().upper().startswith("MOTION"))
+    joints = B._parse_hierarchy(B._Tokens(bvh_path, lines, motion_at))
+    n_frames, _, first = B._read_motion_header(bvh_path, lines, motion_at)
+    starts = list(np.cumsum([0] + [len(j.channels) for j in joints[:-1]]))
+    motion = B._read_motion_rows(bvh_path, lines, first, n_frames, joints, starts)
+    local, _ = B._local_rotations(joints, motion, starts)
+    names = [j.name for j in joints]
+    assert joints[names.index("LeftElbow")].channels == ["Zrotation", "Xrotation", "Yrotation"]
+    assert joints[names.index("LeftKnee")].channels == ["Zrotation", "Yrotation", "Xrotation"]
+    for name in ("LeftElbow", "RightElbow", "LeftKnee", "RightKnee"):
+        assert _hinge_axis_spread(local[:, names.index(name)]) < 0.5, name
+    for name in ("LeftElbow", "RightElbow"):  # the same numbers composed in the legs' order: no longer a hinge
+        joints[names.index(name)].channels = ["Zrotation", "Yrotation", "Xrotation"]
+    wrong, _ = B._local_rotations(joints, motion[:, _swap_columns(joints, starts, names)], starts)
+    for name in ("LeftElbow", "RightElbow"):
+        assert _hinge_axis_spread(wrong[:, names.index(name)]) > 2.0, name
+
+
+def _swap_columns(joints, starts, names) -> list[int]:
+    """Column order that keeps each elbow's X and Y angles on their axes after relabelling ZXY as ZYX."""
+    cols = list(range(sum(len(j.channels) for j in joints)))
+    for name in ("LeftElbow", "RightElbow"):
+        s = starts[names.index(name)]
+        cols[s + 1], cols[s + 2] = cols[s + 2], cols[s + 1]
+    return cols
+
+
 def _motion_start(path: Path) -> int:
     """1-based line number of the first frame."""
     lines = path.read_text().splitlines()
