@@ -35,6 +35,7 @@ import numpy as np
 
 from engine.data import Clip, Provenance
 from engine.errors import DataFormatError, MissingCompanionFileError
+from engine.io.text import read_text_lines
 from engine.kinematics import acclaim_euler_to_matrix, forward_kinematics
 from engine.skeletons import Skeleton
 
@@ -122,15 +123,6 @@ def _topological(parents) -> list[int]:
 
 
 # -- ASF ------------------------------------------------------------------------------------------------------
-def _read_text(path: Path) -> list[str]:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataFormatError(path, f"cannot read the file: {exc.strerror or exc}") from None
-    if b"\x00" in raw[:4096]:
-        raise DataFormatError(path, "not a text file (it contains NUL bytes)")
-    # ASF/AMC files from Windows tools carry Latin-1 comments (HDM05: "f\xfcr Bonn").
-    return raw.decode("latin-1").splitlines()
 
 
 def _float(path: Path, token: str, line: int, what: str, frame: int | None = None) -> float:
@@ -331,7 +323,7 @@ def _asf_bone(b: dict, angle_scale: float) -> AsfBone:
 def read_asf(path: str | Path) -> AsfSkeleton:
     """Parse an ASF skeleton file. Raises :class:`DataFormatError` naming the line of any problem."""
     path = Path(path)
-    units, root, raw_bones, hierarchy = _asf_sections(path, _read_text(path))
+    units, root, raw_bones, hierarchy = _asf_sections(path, read_text_lines(path))
     bone_parent = _asf_hierarchy(path, [b["name"] for b in raw_bones], hierarchy)
     angle_scale = np.pi / 180.0 if units["angle"] == "deg" else 1.0
     asf = AsfSkeleton(
@@ -505,7 +497,7 @@ class _AmcFrames:
 
 
 def _read_amc_frames(path: Path, asf: AsfSkeleton) -> _AmcFrames:
-    lines = _read_text(path)
+    lines = read_text_lines(path)
     frames = _AmcFrames(path, asf)
     for lineno, raw in enumerate(lines, start=1):
         text = raw.split("#", 1)[0].strip()

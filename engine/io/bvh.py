@@ -53,6 +53,7 @@ import numpy as np
 
 from engine.data import Clip, Provenance
 from engine.errors import DataFormatError, ParameterError
+from engine.io.text import read_text_lines
 from engine.kinematics import (
     best_fit_rotation,
     euler_to_matrix,
@@ -285,14 +286,6 @@ def _figure_height(joints: list[_Joint], parents: list[int], local: np.ndarray, 
     return height
 
 
-def _read_lines(path: Path) -> list[str]:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataFormatError(path, f"cannot read the file: {exc.strerror or exc}") from None
-    if b"\x00" in raw[:4096]:
-        raise DataFormatError(path, "not a text file (it contains NUL bytes)")
-    return raw.decode("latin-1").splitlines()
 
 
 def _read_motion_header(path: Path, lines: list[str], motion_at: int) -> tuple[int, float, int]:
@@ -421,7 +414,7 @@ def read_bvh(path: str | Path, *, units: str | float | None = None) -> Clip:
     """
     path = Path(path)
     scale_override = None if units is None else resolve_units(units)
-    lines = _read_lines(path)
+    lines = read_text_lines(path)
     motion_at = next((i for i, ln in enumerate(lines) if ln.strip().upper().startswith("MOTION")), None)
     joints = _parse_hierarchy(_Tokens(path, lines, len(lines) if motion_at is None else motion_at))
     if motion_at is None:

@@ -609,8 +609,9 @@ def test_bvh_each_joint_is_composed_in_its_own_channel_order(bvh_path):
     fixed axis; composing the elbows in the legs' order instead spreads that axis by several degrees (the check
     can fail)."""
     from engine.io import bvh as B
+    from engine.io.text import read_text_lines
 
-    lines = B._read_lines(bvh_path)
+    lines = read_text_lines(bvh_path)
     motion_at = next(i for i, ln in enumerate(lines) if ln.strip().upper().startswith("MOTION"))
     joints = B._parse_hierarchy(B._Tokens(bvh_path, lines, motion_at))
     n_frames, _, first = B._read_motion_header(bvh_path, lines, motion_at)
