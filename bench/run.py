@@ -38,6 +38,7 @@ SCRIPTS: list[tuple[str, bool]] = [
     ("attack_cost", False),
     ("basar", False),
     ("defence", False),
+    ("beat_sweep", False),
     ("bench_cmu8_benchmark", False),
     ("study_io", False),
     ("model_accuracy", False),

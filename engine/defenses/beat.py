@@ -91,7 +91,10 @@ robust accuracy under SMART-AB from 46.4% to 60.8% (EOT-SMART 45.4% → 70.1%, I
 behind TRADES (77.3%) and MART (75.3%), which fine-tune every weight, and BEAT trains 4× slower than TRADES
 there (54.6 s vs 13.3 s). On a small ST-GCN (``bench/results/defence_stgcn.md``, 40 windows) BEAT barely resists:
 base 92.8% clean, 2.5% robust under SMART; BEAT 90.7%, 2.5% (EOT-SMART 15%), published 12.5%; MART 37.5% at
-83.5% clean. A head on frozen features cannot undo a perturbation that already moved the features.
+83.5% clean. A head on frozen features cannot undo a perturbation that already moved the features. Its SGLD
+settings do not close the gap either (``bench/beat_sweep.py``, ``bench/results/beat_sweep.md``: on the MLP the best
+of eight settings averages 61.9% under SMART over three seeds against TRADES's 77.3%, and the default's own spread
+over seeds, 49.5–62.9%, is as wide as the differences between settings).
 
 Presets (``build("beat", clf, preset=...)``, ``skelviz defend --preset``, the Defence panel):
 
