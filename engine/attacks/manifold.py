@@ -799,13 +799,16 @@ class ManifoldProjector:
         self,
         adversarial: torch.Tensor,
         clean: torch.Tensor,
-        accel_weight: float | None = None,
+        accel_weight: float | torch.Tensor | None = None,
         *,
         init: torch.Tensor | None = None,
         steps: int | None = None,
         ref: CleanReference | None = None,
     ) -> torch.Tensor:
         """Project ``adversarial`` (N, 3, T, V, M) onto the manifold of ``clean``; same dtype and device.
+
+        ``accel_weight``: one ``w`` for all clips, or a tensor of N, one per clip (every clip is its own problem,
+        so N clips projected with N weights in one call give what N separate calls give).
 
         Each body starts from the best (lowest objective) of the feasible points: the joint angles of ``x′``
         clamped into the limits, those of the clean clip (clamped too, in case it lies outside limits
@@ -814,11 +817,19 @@ class ManifoldProjector:
         """
         steps = self.steps if steps is None else int(steps)
         self._check(adversarial, clean)
-        w = self.accel_weight if accel_weight is None else float(accel_weight)
         dev = self.device
         target = _bodies(adversarial).to(dev, self.dtype)
         clean_b = _bodies(clean).to(dev, self.dtype)
-        use_accel = w > 0 and target.shape[2] > 2
+        if isinstance(accel_weight, torch.Tensor):
+            if accel_weight.shape != adversarial.shape[:1]:
+                raise AttackError(f"per-clip accel_weight needs {adversarial.shape[0]} values, got "
+                                  f"{tuple(accel_weight.shape)}")
+            # (N,) per clip → (N, 1) per body; no host read of the values (a zero weight just adds zero).
+            w = accel_weight.to(dev, self.dtype)[:, None]
+            use_accel = target.shape[2] > 2
+        else:
+            w = self.accel_weight if accel_weight is None else float(accel_weight)
+            use_accel = w > 0 and target.shape[2] > 2
         clean_acc = temporal_derivative(clean_b, 2, 1.0, dim=2) if use_accel else None
         ref = self.reference(clean) if ref is None else ref
         (root, rot6, ang), lengths = self.params(adversarial, clean, ref)
