@@ -16,7 +16,9 @@ boundary displacement per joint held over all frames (the paper's vertical strip
 4000, 6000 and 8000 queries (rescaled to ``queries / 10000``), as in the paper's schedule.
 
 Defaults and their source (AutoAttack's Square settings): ``queries = 5000``, ``p_init = 0.8``; ``eps`` 0.01 m
-is ours. One model query per window per iteration.
+is ours. One model query per searching window per iteration; the batch sent to the model is compacted every
+10 queries (the only read of the device), so a window that succeeded in between rides along, frozen and not
+counted, until the next compaction.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from engine.errors import AttackError
 from engine.params import param
 
 _HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
+#: queries between two reads of which windows still search (the batch is compacted then)
+_COMPACT = 10
 
 
 @dataclass(frozen=True)
@@ -90,30 +94,35 @@ class Square(Attack):
         history: dict[str, list] = {"margin": [loss.tolist()]}
         self._tick(0, self.queries - 1, lambda: {"active": (loss >= 0).sum()})
         for i in range(1, self.queries):
-            # The one read of the device per query: which windows still search. The random draws below are taken
-            # for those windows only, so their number must be known here (drawing for every window would change
-            # the random stream and so the results).
-            active = torch.nonzero(loss >= 0).squeeze(1)
-            if len(active) == 0:
-                break
+            # The one read of the device, every ``_COMPACT`` queries: which windows still search. In between, the
+            # windows that succeeded keep their proposals' draws and queries (so the random stream depends only
+            # on the seed and the compaction points, not on the device) but are frozen: no update, no query
+            # counted.
+            if (i - 1) % _COMPACT == 0:
+                active = torch.nonzero(loss >= 0).squeeze(1)
+                if len(active) == 0:
+                    break
+            searching = loss[active] >= 0
             p = self._p(i)
             cells = max(1, round(p * t_len * v_len))
             frames = max(1, min(t_len, round(math.sqrt(cells * t_len / v_len))))
             joints = max(1, min(v_len, cells // frames))
-            proposal = delta[active].clone()
-            span = torch.arange(frames)
-            for row in range(len(active)):
-                # the block's first frame stays a tensor (host generator): no Python number is read per window
-                t0 = torch.randint(0, t_len - frames + 1, (1,), generator=gen)
-                vs = torch.randperm(v_len, generator=gen)[:joints].to(dev)
-                block = self._boundary((1, 3, 1, 1, m), gen)[0].to(dev)
-                ts = (t0 + span).to(dev)
-                proposal[row][:, ts[:, None], vs[None, :]] = block.expand(3, frames, joints, m)
+            # Every active window's block drawn at once (host generator, so the draws do not depend on the
+            # device): a first frame, a random set of ``joints`` joints (the first ``joints`` of a random
+            # permutation per window) and one boundary displacement; the block is a (frame, joint) mask.
+            a = len(active)
+            t0 = torch.randint(0, t_len - frames + 1, (a, 1), generator=gen)
+            in_t = (torch.arange(t_len)[None] >= t0) & (torch.arange(t_len)[None] < t0 + frames)
+            chosen = torch.rand(a, v_len, generator=gen).argsort(1)[:, :joints]
+            in_v = torch.zeros(a, v_len, dtype=torch.bool).scatter_(1, chosen, True)
+            cell = (in_t[:, :, None] & in_v[:, None, :])[:, None, :, :, None].to(dev)
+            block = self._boundary((a, 3, 1, 1, m), gen).to(dev)
+            proposal = torch.where(cell, block, delta[active])
             proposal = proposal * present[active]
             new = margin(self.model(x[active] + proposal), y[active])
-            queries[active] += 1
+            queries[active] += searching.long()
             # masks instead of boolean indexing (each boolean index is another read of the device)
-            better = new < loss[active]
+            better = (new < loss[active]) & searching
             old_first = first[active]
             delta[active] = torch.where(better.view(-1, 1, 1, 1, 1), proposal, delta[active])
             loss[active] = torch.where(better, new, loss[active])

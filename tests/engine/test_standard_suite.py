@@ -87,6 +87,19 @@ def test_attacks_stay_in_budget_and_break_the_plain_model(name, norm, cmu8_stgcn
         assert bool(res.success[correct].all())
 
 
+def test_square_counts_only_the_queries_of_windows_still_searching(cmu8_stgcn, windows):
+    # Square reads the device every 10 queries; a window that succeeds in between rides along in the batch,
+    # frozen: its adversary and its query count stop at the query that broke it.
+    x, y = windows
+    res = build("square", cmu8_stgcn, eps=0.02, queries=40)(x[:8], y[:8])
+    broke = res.success
+    assert broke.any() and (~broke).any()  # both kinds present, so both rules below are exercised
+    assert torch.equal(res.queries[broke], res.iterations[broke] + 1)  # the first query plus one per step
+    assert bool((res.queries[~broke] == 40).all())
+    again = build("square", cmu8_stgcn, eps=0.02, queries=40)(x[:8], y[:8])
+    assert torch.equal(again.adversarial, res.adversarial)  # seeded
+
+
 def test_apgd_holds_bone_lengths_when_asked(cmu8_stgcn, windows):
     x, y = windows
     x, y = x[:4], y[:4]
