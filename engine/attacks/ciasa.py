@@ -135,10 +135,20 @@ class CIASA(Attack):
             raise AttackError(f"joint limits are for {limits.skeleton.name!r}, the clips for {self.skeleton.name!r}")
         return ManifoldProjector(limits, x.device)
 
-    def _train_discriminator(self, real: torch.Tensor, gen: torch.Generator, steps: int, opt, fake=None) -> None:
+    def _train_discriminator(self, real: torch.Tensor, gen: torch.Generator, steps: int, opt, fake=None,
+                             weight: torch.Tensor | None = None, real_weighted: bool = False) -> None:
+        """``weight`` (N,) 0/1 with ``fake``: the losses are means over the samples it marks, taken without a
+        boolean index (no read of the device); ``real_weighted``: ``real`` is the attacked batch itself, weighted
+        the same way and used whole (not subsampled)."""
         d = self.discriminator
+
+        def mean(v: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+            return v.mean() if w is None else (v * w).sum() / w.sum().clamp_min(1)
+
+        w_fake = None if weight is None else weight.to(real.dtype)
+        w_real = w_fake if real_weighted else None
         for _ in range(steps):
-            if real.shape[0] > 64:
+            if real.shape[0] > 64 and not real_weighted:
                 pick = torch.randint(real.shape[0], (64,), generator=gen, device=real.device)
                 batch = real[pick]
             else:
@@ -149,7 +159,7 @@ class CIASA(Attack):
             else:
                 fake_batch = fake
             with torch.enable_grad():
-                loss = F.softplus(-d(batch)).mean() + F.softplus(d(fake_batch)).mean()
+                loss = mean(F.softplus(-d(batch)), w_real) + mean(F.softplus(d(fake_batch)), w_fake)
                 grads = torch.autograd.grad(loss, list(d.parameters()))
             for p, g in zip(d.parameters(), grads):
                 p.grad = g
@@ -228,10 +238,11 @@ class CIASA(Attack):
                 projected = (projector.nearest(x + stepped, x) - x) * present
                 delta = torch.where(state.done.view(-1, 1, 1, 1, 1), d.detach(), projected)
                 if self.gan_weight > 0:
-                    active = ~state.done
-                    if bool(active.any()):
-                        clean_real = x[active] if self.disc_data is None else real
-                        self._train_discriminator(clean_real, gen, 1, opt, fake=(x + delta)[active])
+                    # one discriminator step on the windows still searching, as means weighted by that mask
+                    # (no read of the device; once every window is done the step changes nothing the result
+                    # uses). Without ``disc_data`` the real side is those windows' clean clips, all of them.
+                    self._train_discriminator(x if self.disc_data is None else real, gen, 1, opt, fake=x + delta,
+                                              weight=~state.done, real_weighted=self.disc_data is None)
             self._tick(it + 1, self.iterations, lambda: {"active": (~state.done).sum()})
 
         return state.result(x, delta, self.iterations, self.params, host=not self.keep_on_device)
