@@ -5,8 +5,12 @@
 On a GPU every ``.item()``, ``.tolist()``, ``.cpu()``, ``.numpy()`` or ``bool(tensor)`` on a device tensor waits
 for the device and copies to the host: inside an attack's step loop it stalls the pipeline. This script counts
 those calls (by wrapping the ``torch.Tensor`` methods) while each registered attack runs a short and a longer
-budget on a small ST-GCN; the difference divided by the extra steps is the number of host syncs **per step**,
-independent of set-up and reporting. Each defence trains on 16 and on 32 windows (2 and 4 minibatches of 8 per
+budget on the shipped demo ST-GCN (``assets/models/cmu_stgcn.pt``), on real demo windows it classifies
+correctly, one per class; the difference divided by the extra steps is the number of host syncs **per step**,
+independent of set-up and reporting. An attack whose longer budget made no more classifier forward calls than
+the shorter one gets no figure and is listed as not measured (it stopped before stepping: an earlier version
+ran the attacks on an untrained network that gave every window one class, so BASAR found no start point, never
+stepped, and was reported with 0 syncs per step). Each defence trains on 16 and on 32 windows (2 and 4 minibatches of 8 per
 epoch): the difference divided by the extra minibatches is the number **per minibatch**; one more epoch on 16
 windows, less its minibatches' share, gives the number **per epoch** (e.g. the epoch's history entry). The goal is
 0 per step and per minibatch (a few per run or per epoch, e.g. the progress line, are fine). It runs on the CPU
@@ -29,6 +33,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from pathlib import Path
 
 import _harness
 import torch
@@ -43,6 +48,7 @@ from engine.skeletons import HDM05_25
 WRAPPED = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__")
 HIDDEN_METHODS = ("nonzero", "masked_select", "unique")
 HIDDEN_FUNCTIONS = ("nonzero", "masked_select", "unique", "argwhere")
+ROOT = Path(__file__).resolve().parents[1]
 SKIP_ATTACKS = {"ens", "svre"}  # need several surrogates: measured through "dim", which shares their step code
 
 
@@ -110,6 +116,46 @@ def _model(device: str, k: int = 6) -> Classifier:
                       arch_kwargs=kw).to(device).eval()
 
 
+def _victim(n: int, device: str) -> tuple[Classifier, torch.Tensor, torch.Tensor]:
+    """The shipped demo ST-GCN and ``n`` real demo windows it classifies correctly, one per class: the attacks
+    need a victim whose answers differ between windows (an untrained network gives every window the same class,
+    and a decision-based attack then finds no start and never takes a step) and windows that are not already
+    misclassified (those are done before the first step)."""
+    from engine.checkpoints import load_classifier
+    from engine.defenses.common import training_windows
+    from engine.io import load_dataset
+
+    clf = load_classifier(ROOT / "assets" / "models" / "cmu_stgcn.pt").to(device).eval()
+    x, y = training_windows(load_dataset(ROOT / "assets" / "demo" / "cmu_actions.h5"), clf)
+    with torch.no_grad():
+        right = clf(x).argmax(1) == y
+    pick = [int(torch.nonzero(right & (y == c))[0]) for c in range(clf.num_classes) if bool((right & (y == c)).any())]
+    if len(pick) < n:
+        raise SystemExit(f"the demo ST-GCN gets only {len(pick)} classes right; need {n}")
+    idx = torch.as_tensor(pick[:n])
+    return clf, x[idx].to(device), y[idx].to(device)
+
+
+class ForwardCounter:
+    """Counts forward calls of :class:`Classifier` modules (victims and surrogates) while active: the check that
+    a longer budget really made an attack do more work."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    @contextlib.contextmanager
+    def active(self):
+        def hook(module, args, output):
+            if isinstance(module, Classifier):
+                self.calls += 1
+
+        handle = torch.nn.modules.module.register_module_forward_hook(hook)
+        try:
+            yield self
+        finally:
+            handle.remove()
+
+
 def _data(n: int, device: str):
     g = torch.Generator().manual_seed(1)
     x = 0.2 * torch.randn(n, 3, 30, HDM05_25.num_joints, 1, generator=g)
@@ -118,15 +164,16 @@ def _data(n: int, device: str):
     return x.to(device), y.to(device)
 
 
-def _count(fn, device: str) -> tuple[int, int]:
+def _count(fn, device: str, forwards: ForwardCounter | None = None) -> tuple[int, int]:
     counter = SyncCounter(device_only=torch.device(device).type != "cpu")
-    with counter.active():
+    with counter.active(), (forwards.active() if forwards is not None else contextlib.nullcontext()):
         fn()
     return counter.count, counter.hidden
 
 
-def attack_syncs(name: str, clf, x, y, short: int, long: int) -> tuple[float, float, str]:
-    """(syncs, hidden syncs) per step and the step's unit."""
+def attack_syncs(name: str, clf, x, y, short: int, long: int) -> tuple[float | None, float | None, str]:
+    """(syncs, hidden syncs) per step and the step's unit; ``None`` for both when the longer budget made no more
+    classifier forward calls than the shorter one (the attack stopped before its steps, so no figure)."""
     cls = ATTACKS[name]
     names = {s.name for s in specs(cls.Params)}
     budget_key = "iterations" if "iterations" in names else "queries"
@@ -140,8 +187,12 @@ def attack_syncs(name: str, clf, x, y, short: int, long: int) -> tuple[float, fl
 
     run(short)  # warm-up (lazy initialisations)
     device = str(x.device)
-    (long_n, long_h), (short_n, short_h) = _count(lambda: run(long), device), _count(lambda: run(short), device)
+    f_long, f_short = ForwardCounter(), ForwardCounter()
+    (long_n, long_h) = _count(lambda: run(long), device, f_long)
+    (short_n, short_h) = _count(lambda: run(short), device, f_short)
     unit = "iteration" if scale == 1 else f"{scale} queries"
+    if f_long.calls <= f_short.calls:
+        return None, None, unit
     return (long_n - short_n) / (long - short), (long_h - short_h) / (long - short), unit
 
 
@@ -178,18 +229,22 @@ def main() -> int:
     _harness.add_arguments(parser, quick="4 windows, budgets 2 and 4 steps")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    clf = _model(args.device)
-    x, y = _data(4 if args.quick else 8, args.device)
+    clf = _model(args.device)  # the defences train this small network on random data
+    victim, x, y = _victim(4 if args.quick else 8, args.device)
     short, long = (2, 4) if args.quick else (3, 8)
-    summary, results = {}, {}
+    summary, results, unmeasured = {}, {}, []
     print("| method | kind | host syncs per step | hidden syncs per step | step |\n|---|---|---|---|---|")
     for name in sorted(ATTACKS):
         if name in SKIP_ATTACKS:
             continue
-        per, hidden, unit = attack_syncs(name, clf, x, y, short, long)
+        per, hidden, unit = attack_syncs(name, victim, x, y, short, long)
+        results[name] = {"kind": "attack", "per_step": per, "hidden_per_step": hidden, "step": unit}
+        if per is None:
+            unmeasured.append(name)
+            print(f"| {name} | attack | – | – | {unit}: no figure, the longer budget did no more work |", flush=True)
+            continue
         summary[f"host_syncs_per_step_{name}"] = round(per, 3)
         summary[f"hidden_syncs_per_step_{name}"] = round(hidden, 3)
-        results[name] = {"kind": "attack", "per_step": per, "hidden_per_step": hidden, "step": unit}
         print(f"| {name} | attack | {per:.2f} | {hidden:.2f} | {unit} |", flush=True)
     for name in sorted(DEFENCES):
         per, hidden, per_epoch = defence_syncs(name, clf, lambda n: _data(n, args.device), batch_size=8)
@@ -200,7 +255,9 @@ def main() -> int:
                          "step": "minibatch"}
         print(f"| {name} | defence | {per:.2f} | {hidden:.2f} | minibatch ({per_epoch:.0f} per epoch) |", flush=True)
     summary["host_syncs_per_step_max"] = max(v for k, v in summary.items() if k.startswith("host_syncs_per_step_"))
-    print(f"\nhost_syncs_per_step_max = {summary['host_syncs_per_step_max']:.2f} (goal: 0)")
+    summary["host_syncs_unmeasured"] = unmeasured
+    print(f"\nhost_syncs_per_step_max = {summary['host_syncs_per_step_max']:.2f} (goal: 0)"
+          + (f"; not measured: {', '.join(unmeasured)}" if unmeasured else ""))
     _harness.write_json(args.json, __file__, args, summary, results, device=args.device)
     return 0
 
