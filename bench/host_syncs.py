@@ -7,18 +7,26 @@ for the device and copies to the host: inside an attack's step loop it stalls th
 those calls (by wrapping the ``torch.Tensor`` methods) while each registered attack runs a short and a longer
 budget on the shipped demo ST-GCN (``assets/models/cmu_stgcn.pt``), on real demo windows it classifies
 correctly, one per class; the difference divided by the extra steps is the number of host syncs **per step**,
-independent of set-up and reporting. An attack whose longer budget made no more classifier forward calls than
+independent of set-up and reporting. A white-box attack's step is an iteration; a query-based attack's (BASAR,
+Square) is one call of the victim, which answers every window's queries of that step in one batch, so its
+figure is the difference divided by the extra victim calls (BASAR's final projection bisects in some runs and not
+in others, which moves its figure by a few tenths: 0.98 on the quick bench's 4 windows, 1.31 on 2). An attack whose longer budget made no more classifier forward calls than
 the shorter one gets no figure and is listed as not measured (it stopped before stepping: an earlier version
 ran the attacks on an untrained network that gave every window one class, so BASAR found no start point, never
 stepped, and was reported with 0 syncs per step). Each defence trains on 16 and on 32 windows (2 and 4 minibatches of 8 per
 epoch): the difference divided by the extra minibatches is the number **per minibatch**; one more epoch on 16
 windows, less its minibatches' share, gives the number **per epoch** (e.g. the epoch's history entry). The goal is
-0 per step and per minibatch (a few per run or per epoch, e.g. the progress line, are fine). It runs on the CPU
+0 per step and per minibatch (a few per run or per epoch, e.g. the progress line, are fine), with one exception
+by design: BASAR reads the labels of each victim call back (1 per step), because what each clip asks next (explore,
+probe again, project, bisect) depends on which of its queries came back adversarial, as a decision-based
+attacker's does; a real label-only service answers on the host anyway. It runs on the CPU
 too, where the same calls would be syncs on a GPU; ``--device cuda`` runs it on the GPU and counts only calls on
 tensors that are not on the CPU.
 
 Not counted: calls from inside ``torch.optim``. Its optimisers (Adam, AdamW ... without ``capturable`` or
 ``fused``) keep their step counters on the host on purpose and read them with ``.item()``: no wait for the device.
+Nor are reads inside the functions in ``HOST_ONLY``, which are only ever called on CPU tensors (the label oracle's
+range check of owners given on the CPU).
 
 A second count, ``hidden``, gives the operations whose result's size depends on the data, so that they wait for the
 device too although no number is read: ``nonzero``, ``masked_select``, ``unique`` and indexing with a boolean mask.
@@ -39,6 +47,7 @@ import _harness
 import torch
 
 from engine.attacks import ATTACKS, build
+from engine.attacks.oracle import check_cpu_owners
 from engine.defenses import DEFENCES
 from engine.defenses import build as build_defence
 from engine.models import Classifier, build_model
@@ -49,6 +58,9 @@ WRAPPED = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__")
 HIDDEN_METHODS = ("nonzero", "masked_select", "unique")
 HIDDEN_FUNCTIONS = ("nonzero", "masked_select", "unique", "argwhere")
 ROOT = Path(__file__).resolve().parents[1]
+# Functions that only ever read CPU tensors (they check their argument's device before calling them): on a CPU
+# run every tensor is on the CPU, so their reads would be counted although they never wait for a device.
+HOST_ONLY = {check_cpu_owners.__code__}
 SKIP_ATTACKS = {"ens", "svre"}  # need several surrogates: measured through "dim", which shares their step code
 
 
@@ -72,7 +84,8 @@ class SyncCounter:
             return False
         if self.device_only and (not isinstance(t, torch.Tensor) or t.device.type == "cpu"):
             return False
-        return "/torch/optim/" not in sys._getframe(2).f_code.co_filename
+        caller = sys._getframe(2).f_code
+        return "/torch/optim/" not in caller.co_filename and caller not in HOST_ONLY
 
     @contextlib.contextmanager
     def active(self):
@@ -190,10 +203,13 @@ def attack_syncs(name: str, clf, x, y, short: int, long: int) -> tuple[float | N
     f_long, f_short = ForwardCounter(), ForwardCounter()
     (long_n, long_h) = _count(lambda: run(long), device, f_long)
     (short_n, short_h) = _count(lambda: run(short), device, f_short)
-    unit = "iteration" if scale == 1 else f"{scale} queries"
     if f_long.calls <= f_short.calls:
-        return None, None, unit
-    return (long_n - short_n) / (long - short), (long_h - short_h) / (long - short), unit
+        return None, None, "iteration" if scale == 1 else "victim call"
+    if scale == 1:
+        return (long_n - short_n) / (long - short), (long_h - short_h) / (long - short), "iteration"
+    # A query-based attack's step is one call of the victim (all windows' queries of that step in one batch).
+    calls = f_long.calls - f_short.calls
+    return (long_n - short_n) / calls, (long_h - short_h) / calls, "victim call"
 
 
 def defence_syncs(name: str, clf, data, batch_size: int) -> tuple[float, float, float]:

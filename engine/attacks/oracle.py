@@ -39,6 +39,13 @@ def _oracle_call() -> Iterator[None]:
         _IN_ORACLE.reset(token)
 
 
+
+def check_cpu_owners(owners: torch.Tensor, n: int) -> None:
+    """Raise :class:`AttackError` unless every owner (a CPU tensor) lies in ``0..n-1``. Only ever called on CPU
+    tensors, so its reads never wait for a device (``bench/host_syncs.py`` exempts it by name)."""
+    if int(owners.min()) < 0 or int(owners.max()) >= n:
+        raise AttackError(f"query owners must lie in 0..{n - 1}")
+
 class LabelOracle:
     """Predicted labels of a classifier, with a per-sample query count.
 
@@ -86,9 +93,8 @@ class LabelOracle:
             raise AttackError(f"{clips.shape[0]} queries but {owners.numel()} owners")
         if owners.numel() == 0:
             return torch.zeros(0, dtype=torch.long, device=clips.device)
-        n = self._counts.numel()
-        if owners.device.type == "cpu" and (int(owners.min()) < 0 or int(owners.max()) >= n):
-            raise AttackError(f"query owners must lie in 0..{n - 1}")
+        if owners.device.type == "cpu":
+            check_cpu_owners(owners, self._counts.numel())
         with torch.no_grad(), _oracle_call():
             if clips.shape[0] <= self.batch_size:
                 labels = self.model(clips).argmax(dim=-1)
