@@ -69,7 +69,8 @@ TABLE: list[tuple[str, str, str | None, str]] = [
      "case)", None, "standard_suite"),
     ("suite_beat_robust_1cm", "the same for its BEAT version", None, "standard_suite"),
     ("suite_trades_robust_1cm", "the same for its TRADES version", None, "standard_suite"),
-    ("host_syncs_per_step_max", "host synchronisations per attack step or defence minibatch, worst method "
+    ("host_syncs_per_step_max", "host synchronisations per attack step (an iteration, or one victim call for "
+     "BASAR and Square) or defence minibatch, worst method; BASAR's one read of each answer is by design "
      "(counted by wrapping .item/.tolist/.cpu/.numpy/bool)", "0", "host_syncs"),
     ("ui_playback_1x_over_clip_rate", "distinct frames drawn per second in both 3D views ÷ the clip's frame rate "
      "(software OpenGL)", "≈ 1", "ui"),
