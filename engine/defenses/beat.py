@@ -159,6 +159,22 @@ class PosteriorHead(nn.Module):
         return self.fc2(F.relu(self.fc1(features)))
 
 
+def appended_head_model(base: Classifier, probe: torch.Tensor, hidden: int = 128,
+                        head_input: str = "features") -> BEATClassifier:
+    """``base`` (frozen, used as is, not copied) with one freshly initialised appended head ``f`` (so ``h = g``
+    until ``f`` trains); ``probe``, a couple of windows on ``base``'s device, sizes the features when the network
+    does not state ``feature_dim``. What BEAT's chain starts from; ``bench/beat_sweep.py`` also trains it with
+    TRADES, as the control for how robust any head on frozen features gets."""
+    feature_dim = getattr(base.net, "feature_dim", None)
+    if feature_dim is None:
+        with torch.no_grad():
+            feature_dim = int(base.features(probe).shape[1])
+    if head_input == "logits":  # the published code's head reads relu(g(x))
+        feature_dim = base.num_classes
+    head = PosteriorHead(int(feature_dim), base.num_classes, hidden).to(probe.device)
+    return BEATClassifier(base, [head], head_input).eval()
+
+
 @register_defended_model("beat")
 class BEATClassifier(Classifier):
     """A frozen classifier ``g`` plus N posterior samples of the appended head ``f``; predicts by BMA.
@@ -445,17 +461,12 @@ class BEAT(Defence):
 
     # -- training ---------------------------------------------------------------------------------------------
     def train(self, x: torch.Tensor, y: torch.Tensor) -> BEATClassifier:
-        base = self.base_copy().eval()
         dev = self.device
-        feature_dim = getattr(base.net, "feature_dim", None)
-        if feature_dim is None:
-            with torch.no_grad():
-                feature_dim = int(base.features(x[:2].to(dev)).shape[1])
-        if self.head_input == "logits":  # the published code's head reads relu(g(x))
-            feature_dim = base.num_classes
         torch.manual_seed(self.seed)
-        head = PosteriorHead(int(feature_dim), base.num_classes, self.hidden).to(dev)
-        model = BEATClassifier(base, [head], self.head_input).to(dev).eval()
+        base = self.base_copy().eval()
+        model = appended_head_model(base, x[:2].to(dev), self.hidden, self.head_input).to(dev)
+        head = model.heads[0]
+        feature_dim = head.fc1.in_features
         gen = torch.Generator().manual_seed(self.seed)
         # Under torchrun (engine.distributed) the chain is data-parallel: every rank draws the same minibatches
         # and SG-HMC noise from `gen`, computes the gradient on its part of each minibatch, and the parts are
