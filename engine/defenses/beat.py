@@ -94,7 +94,11 @@ base 92.8% clean, 2.5% robust under SMART; BEAT 90.7%, 2.5% (EOT-SMART 15%), pub
 83.5% clean. A head on frozen features cannot undo a perturbation that already moved the features. Its SGLD
 settings do not close the gap either (``bench/beat_sweep.py``, ``bench/results/beat_sweep.md``: on the MLP the best
 of eight settings averages 61.9% under SMART over three seeds against TRADES's 77.3%, and the default's own spread
-over seeds, 49.5–62.9%, is as wide as the differences between settings).
+over seeds, 49.5–62.9%, is as wide as the differences between settings; a later run on another host: best
+59.8%, default range 9.3 points). The same script's control trains **only this head** with TRADES (its own PGD
+inner maximisation) on the same frozen base: within 2 points of the base's clean accuracy it too reaches 59.8%
+(β 0.5), and more weight on robustness only lowers clean accuracy (β 2: 67.0% clean, 45.4% robust). So ~60% under
+SMART is the ceiling of a head on these frozen features, whatever trains it; BEAT sits at it.
 
 Presets (``build("beat", clf, preset=...)``, ``skelviz defend --preset``, the Defence panel):
 
