@@ -8,12 +8,13 @@ those calls (by wrapping the ``torch.Tensor`` methods) while each registered att
 budget on the shipped demo ST-GCN (``assets/models/cmu_stgcn.pt``), on real demo windows it classifies
 correctly, one per class; the difference divided by the extra steps is the number of host syncs **per step**,
 independent of set-up and reporting. A white-box attack's step is an iteration; a query-based attack's (BASAR,
-Square) is one call of the victim, which answers every window's queries of that step in one batch, so its
-figure is the difference divided by the extra victim calls (BASAR's final projection bisects in some runs and not
-in others, which moves its figure by a few tenths: 0.98 on the quick bench's 4 windows, 1.31 on 2). An attack whose longer budget made no more classifier forward calls than
-the shorter one gets no figure and is listed as not measured (it stopped before stepping: an earlier version
-ran the attacks on an untrained network that gave every window one class, so BASAR found no start point, never
-stepped, and was reported with 0 syncs per step). Each defence trains on 16 and on 32 windows (2 and 4 minibatches of 8 per
+Square) is one call of the victim, which answers every window's queries of that step in one batch, so its figure
+is the difference divided by the extra victim calls (BASAR's final projection bisects in some runs and not in
+others, which moves its figure by a few tenths: 0.98 on the quick bench's 4 windows, 1.31 on 2). An attack whose
+longer budget made no more classifier forward calls than the shorter one gets no figure and is listed as not
+measured (it stopped before stepping: an earlier version ran the attacks on an untrained network that gave every
+window one class, so BASAR found no start point, never stepped, and was reported with 0 syncs per step).
+Each defence trains on 16 and on 32 windows (2 and 4 minibatches of 8 per
 epoch): the difference divided by the extra minibatches is the number **per minibatch**; one more epoch on 16
 windows, less its minibatches' share, gives the number **per epoch** (e.g. the epoch's history entry). The goal is
 0 per step and per minibatch (a few per run or per epoch, e.g. the progress line, are fine), with one exception
@@ -190,7 +191,7 @@ def attack_syncs(name: str, clf, x, y, short: int, long: int) -> tuple[float | N
     cls = ATTACKS[name]
     names = {s.name for s in specs(cls.Params)}
     budget_key = "iterations" if "iterations" in names else "queries"
-    scale = 1 if budget_key == "iterations" else 50  # queries: counted per 50 queries (a BASAR/Square step's worth)
+    scale = 1 if budget_key == "iterations" else 50  # query budgets in steps of 50
     fixed = {k: v for k, v in {"early_stop": False, "refine_steps": 1, "disc_pretrain_steps": 2,
                                "eot_samples": 2, "samples": 2}.items() if k in names}
 
@@ -203,13 +204,11 @@ def attack_syncs(name: str, clf, x, y, short: int, long: int) -> tuple[float | N
     f_long, f_short = ForwardCounter(), ForwardCounter()
     (long_n, long_h) = _count(lambda: run(long), device, f_long)
     (short_n, short_h) = _count(lambda: run(short), device, f_short)
-    if f_long.calls <= f_short.calls:
-        return None, None, "iteration" if scale == 1 else "victim call"
-    if scale == 1:
-        return (long_n - short_n) / (long - short), (long_h - short_h) / (long - short), "iteration"
     # A query-based attack's step is one call of the victim (all windows' queries of that step in one batch).
-    calls = f_long.calls - f_short.calls
-    return (long_n - short_n) / calls, (long_h - short_h) / calls, "victim call"
+    steps, unit = (long - short, "iteration") if scale == 1 else (f_long.calls - f_short.calls, "victim call")
+    if f_long.calls <= f_short.calls:
+        return None, None, unit
+    return (long_n - short_n) / steps, (long_h - short_h) / steps, unit
 
 
 def defence_syncs(name: str, clf, data, batch_size: int) -> tuple[float, float, float]:

@@ -39,12 +39,12 @@ def _oracle_call() -> Iterator[None]:
         _IN_ORACLE.reset(token)
 
 
-
 def check_cpu_owners(owners: torch.Tensor, n: int) -> None:
     """Raise :class:`AttackError` unless every owner (a CPU tensor) lies in ``0..n-1``. Only ever called on CPU
     tensors, so its reads never wait for a device (``bench/host_syncs.py`` exempts it by name)."""
     if int(owners.min()) < 0 or int(owners.max()) >= n:
         raise AttackError(f"query owners must lie in 0..{n - 1}")
+
 
 class LabelOracle:
     """Predicted labels of a classifier, with a per-sample query count.

@@ -470,7 +470,6 @@ class BEAT(Defence):
         base = self.base_copy().eval()
         model = appended_head_model(base, x[:2].to(dev), self.hidden, self.head_input).to(dev)
         head = model.heads[0]
-        feature_dim = head.fc1.in_features
         gen = torch.Generator().manual_seed(self.seed)
         # Under torchrun (engine.distributed) the chain is data-parallel: every rank draws the same minibatches
         # and SG-HMC noise from `gen`, computes the gradient on its part of each minibatch, and the parts are
@@ -579,7 +578,7 @@ class BEAT(Defence):
             last = dict(zip(("loss", "clf", "adv", "px"), means))
             record = {"epoch": epoch, **last}
             if epoch > self.burn_in and (epoch - self.burn_in) % self.thin == 0 and len(samples) < self.num_samples:
-                kept = PosteriorHead(int(feature_dim), base.num_classes, self.hidden)
+                kept = PosteriorHead(head.fc1.in_features, base.num_classes, self.hidden)
                 kept.load_state_dict({k: v.detach().cpu().clone() for k, v in head.state_dict().items()})
                 samples.append(kept.to(dev))
                 record["sample"] = len(samples)
